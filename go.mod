@@ -1,0 +1,3 @@
+module github.com/continuum-mesh/continuum
+
+go 1.26
