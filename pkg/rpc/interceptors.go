@@ -1,0 +1,242 @@
+package rpc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/continuum-mesh/continuum/pkg/auth"
+	"github.com/continuum-mesh/continuum/pkg/gate"
+	"github.com/continuum-mesh/continuum/pkg/rpcerr"
+	"github.com/continuum-mesh/continuum/pkg/uri"
+)
+
+// Reasons of the identity layer.
+const (
+	ReasonAuthRequired   = "AUTH_REQUIRED"
+	ReasonTokenInvalid   = "TOKEN_INVALID"
+	ReasonIdentityForged = "IDENTITY_FORGED"
+	ReasonInternal       = "INTERNAL"
+)
+
+// anonymousAllowed are the methods a caller that presented nothing may use.
+func anonymousAllowed(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.v1.ServerReflection/") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.v1alpha.ServerReflection/")
+}
+
+// Ungated reports whether a method is exempt from the gate the server
+// applies to direct external calls: health and reflection, the router (it
+// gates every command itself, by URI), and the events calls that gate
+// themselves by topic (publish, subscribe) or are never gated (unsubscribe).
+func Ungated(fullMethod string) bool {
+	if anonymousAllowed(fullMethod) {
+		return true
+	}
+	switch {
+	case strings.HasPrefix(fullMethod, "/continuum.router.v1.RouterService/"),
+		fullMethod == "/continuum.events.v1.EventsService/Publish",
+		fullMethod == "/continuum.events.v1.EventsService/Subscribe",
+		fullMethod == "/continuum.events.v1.EventsService/Unsubscribe":
+		return true
+	}
+	return false
+}
+
+type authenticator struct {
+	node   string
+	tokens *auth.Tokens
+	server *Server
+}
+
+// authenticate puts the hop and the caller in the context, refuses
+// anonymous callers outside health and reflection, refuses caller metadata
+// that does not come from an authenticated mesh peer, and gates direct
+// external calls by their command path.
+func (a *authenticator) authenticate(ctx context.Context) (context.Context, error) {
+	fullMethod, _ := grpc.Method(ctx)
+	hop, err := a.hop(ctx)
+	if err != nil {
+		return nil, err
+	}
+	caller := hop
+	if vals := metadata.ValueFromIncomingContext(ctx, auth.CallerHeader); len(vals) > 0 {
+		if !hop.IsMeshPeer() {
+			return nil, rpcerr.New(codes.Unauthenticated, ReasonIdentityForged,
+				"a caller identity in metadata is believed only from an authenticated mesh peer",
+				"hop", hop.Name)
+		}
+		c, ok := auth.DecodeCaller(vals[0])
+		if !ok || len(vals) > 1 {
+			return nil, rpcerr.New(codes.Unauthenticated, ReasonIdentityForged, "malformed caller identity", "hop", hop.Name)
+		}
+		caller = c
+	}
+	if hop.Kind == auth.KindAnonymous && !anonymousAllowed(fullMethod) {
+		return nil, rpcerr.New(codes.Unauthenticated, ReasonAuthRequired,
+			"present a bearer token (authorization: Bearer <token>) or a mesh certificate", "method", fullMethod)
+	}
+	ctx = auth.WithIdentity(ctx, hop, caller)
+	if hop.IsMeshPeer() || Ungated(fullMethod) {
+		return ctx, nil
+	}
+	g := a.server.currentGate()
+	if g == nil {
+		return ctx, nil
+	}
+	path, ok := uri.CommandPathFor(fullMethod)
+	if !ok {
+		return ctx, nil
+	}
+	if _, err := gate.Check(ctx, g, caller, path); err != nil {
+		return nil, err
+	}
+	return ctx, nil
+}
+
+func (a *authenticator) hop(ctx context.Context) (auth.Principal, error) {
+	if p, ok := peer.FromContext(ctx); ok {
+		if _, ok := p.Addr.(InprocAddr); ok {
+			return auth.MeshPeer(a.node), nil
+		}
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			if node := NodeFromCert(ti.State.VerifiedChains[0][0]); node != "" {
+				return auth.MeshPeer(node), nil
+			}
+		}
+	}
+	token, err := grpcauth.AuthFromMD(ctx, "bearer")
+	if err != nil {
+		if vals := metadata.ValueFromIncomingContext(ctx, auth.AuthorizationHeader); len(vals) > 0 {
+			return auth.Principal{}, rpcerr.New(codes.Unauthenticated, ReasonTokenInvalid, "authorization must be 'Bearer <token>'")
+		}
+		return auth.AnonymousPrincipal, nil
+	}
+	p, err := a.tokens.Lookup(token)
+	if err != nil {
+		return auth.Principal{}, rpcerr.New(codes.Unauthenticated, ReasonTokenInvalid, "unknown bearer token")
+	}
+	return p, nil
+}
+
+// NodeFromCert returns the mesh node name a verified certificate names: its
+// URI SAN continuum://node/<name>, else its common name. Only certificates
+// for client authentication count.
+func NodeFromCert(cert *x509.Certificate) string {
+	okUsage := false
+	for _, u := range cert.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth {
+			okUsage = true
+		}
+	}
+	if !okUsage {
+		return ""
+	}
+	for _, u := range cert.URIs {
+		if u.Scheme == "continuum" && u.Host == "node" {
+			return strings.TrimPrefix(u.Path, "/")
+		}
+	}
+	return cert.Subject.CommonName
+}
+
+func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return grpcauth.UnaryServerInterceptor(a.authenticate)(ctx, req, info, h)
+}
+
+func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return grpcauth.StreamServerInterceptor(a.authenticate)(srv, ss, info, h)
+}
+
+// logger adapts slog to the logging interceptor.
+func logger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+var logOpts = []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+
+func logUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
+	return logging.UnaryServerInterceptor(logger(l), logOpts...)
+}
+
+func logStream(l *slog.Logger) grpc.StreamServerInterceptor {
+	return logging.StreamServerInterceptor(logger(l), logOpts...)
+}
+
+// panicHandler turns a panic into Internal with an id that is also logged.
+func panicHandler(l *slog.Logger) recovery.Option {
+	return recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		id := errorID()
+		method, _ := grpc.Method(ctx)
+		l.ErrorContext(ctx, "panic in handler", "error_id", id, "method", method, "panic", p, "stack", string(debug.Stack()))
+		return rpcerr.New(codes.Internal, ReasonInternal, "internal error (id "+id+")", "error_id", id)
+	})
+}
+
+func recoverUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
+	return recovery.UnaryServerInterceptor(panicHandler(l))
+}
+
+func recoverStream(l *slog.Logger) grpc.StreamServerInterceptor {
+	return recovery.StreamServerInterceptor(panicHandler(l))
+}
+
+// mapError makes sure callers see a gRPC status: context errors keep their
+// codes, and a bare Go error becomes Internal with a neutral message and an
+// id that is logged with the real error.
+func mapError(ctx context.Context, l *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if ce := rpcerr.FromContext(err); ce != nil {
+		return ce
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
+	}
+	id := errorID()
+	method, _ := grpc.Method(ctx)
+	l.ErrorContext(ctx, "unmapped error", "error_id", id, "method", method, "error", err)
+	return rpcerr.New(codes.Internal, ReasonInternal, "internal error (id "+id+")", "error_id", id)
+}
+
+func mapErrorsUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		return resp, mapError(ctx, l, err)
+	}
+}
+
+func mapErrorsStream(l *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return mapError(ss.Context(), l, h(srv, ss))
+	}
+}
+
+func errorID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
