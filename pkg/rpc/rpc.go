@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/gate"
+	"github.com/continuum-mesh/continuum/pkg/telemetry"
 )
 
 // Config is what a server needs to know before it listens.
@@ -50,8 +50,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Tokens maps bearer tokens to principals; nil accepts no tokens.
 	Tokens *auth.Tokens
-	// TracerProvider for the OpenTelemetry stats handler; nil is the global.
-	TracerProvider trace.TracerProvider
+	// Telemetry provides the OpenTelemetry stats handler (tracer provider and
+	// propagators); nil uses the global provider.
+	Telemetry *telemetry.Telemetry
 	// Gate, when set, gates direct calls from outside the mesh by the
 	// command path of the method they call (see Ungated). It may be set
 	// after New with SetGate, once the router exists.
@@ -96,7 +97,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
-		grpc.StatsHandler(otelgrpc.NewServerHandler(tracerOption(deps.TracerProvider)...)),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(handlerOptions(deps.Telemetry)...)),
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(deps.Logger),
 			logUnary(deps.Logger),
@@ -121,11 +122,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-func tracerOption(tp trace.TracerProvider) []otelgrpc.Option {
-	if tp == nil {
-		return nil
+func handlerOptions(t *telemetry.Telemetry) []otelgrpc.Option {
+	if t == nil {
+		return []otelgrpc.Option{otelgrpc.WithPropagators(telemetry.Propagator)}
 	}
-	return []otelgrpc.Option{otelgrpc.WithTracerProvider(tp)}
+	return t.ServerHandler()
 }
 
 // GRPC returns the underlying server for service registration.

@@ -27,7 +27,8 @@ const (
 	ReasonInvalidPath Reason = "URI_INVALID_PATH"
 	// ReasonEmptyPeer: an authority with "@node" or ":env" but no peer.
 	ReasonEmptyPeer Reason = "URI_EMPTY_PEER"
-	// ReasonInvalidPeer: a peer name with characters outside [A-Za-z0-9._-].
+	// ReasonInvalidPeer: a peer name with characters outside [A-Za-z0-9._-],
+	// or made only of dots.
 	ReasonInvalidPeer Reason = "URI_INVALID_PEER"
 	// ReasonInvalidPeerUUID: a peer with the 8-4-4-4-12 shape that is not hex.
 	ReasonInvalidPeerUUID Reason = "URI_INVALID_PEER_UUID"
@@ -35,7 +36,8 @@ const (
 	ReasonReservedPeer Reason = "URI_RESERVED_PEER"
 	// ReasonEmptyNode: "@" followed by nothing.
 	ReasonEmptyNode Reason = "URI_EMPTY_NODE"
-	// ReasonInvalidNode: a node name with characters outside [A-Za-z0-9._-].
+	// ReasonInvalidNode: a node name with characters outside [A-Za-z0-9._-],
+	// or made only of dots.
 	ReasonInvalidNode Reason = "URI_INVALID_NODE"
 	// ReasonEmptyEnv: ":" followed by nothing.
 	ReasonEmptyEnv Reason = "URI_EMPTY_ENV"

@@ -2,10 +2,19 @@ package uri
 
 import "strings"
 
-// Patterns are what policy rules are written in. There are two forms:
-//
-// A path pattern, matched by MatchPath, is a path whose segments (split on
-// "/") are literals, "*" or "**":
+// ValidatePattern reports, as a *ParseError, whether pattern is a valid URI
+// pattern: a path pattern (see MatchPath) or an airc:// pattern (see
+// MatchURI). Policies call it at load time so a typo is a startup error and
+// not a rule that silently never matches.
+func ValidatePattern(pattern string) error {
+	if _, r, d := parsePattern(pattern); r != "" {
+		return newError(r, pattern, d)
+	}
+	return nil
+}
+
+// MatchPath reports whether path matches a path pattern: a path whose
+// segments (split on "/") are literals, "*" or "**", where
 //
 //   - a literal segment matches exactly that segment (byte for byte);
 //   - "*" matches exactly one non-empty segment;
@@ -20,9 +29,17 @@ import "strings"
 // fire. Otherwise a path pattern obeys the path rules of Parse (no leading
 // "/", no "//", no dot segments, no whitespace) and has no "?" or "#".
 //
-// A URI pattern, matched by MatchURI, is either a path pattern (any
-// authority, any Kind) or airc://<authority>/<path pattern> where the
-// authority is one of
+// MatchPath is false for every pattern ValidatePattern rejects and for
+// airc:// patterns. The path is expected to come from a parsed URI; it is not
+// validated.
+func MatchPath(pattern, path string) bool {
+	pt, r, _ := parsePattern(pattern)
+	return r == "" && pt.kind == patternAnyAuthority && matchPath(pt.path, path)
+}
+
+// MatchURI reports whether u matches a URI pattern. A path pattern (see
+// MatchPath) matches u.Path under any authority and any Kind. Otherwise the
+// pattern is airc://<authority>/<path pattern>, where the authority is one of
 //
 //	(empty)                   Local URIs only
 //	peer[@node][:env]         Peer and Broadcast URIs
@@ -36,28 +53,7 @@ import "strings"
 // (Env "*"), so a rule aimed at one env of a peer must decide separately
 // what to do with broadcasts to that peer. "airc://*/x" matches any peer but
 // neither Local nor Room URIs. Query and fragment never take part in
-// matching.
-
-// ValidatePattern reports whether pattern is a valid URI pattern (see
-// MatchURI), as a *ParseError. Policies call it at load time so a typo is a
-// startup error and not a rule that silently never matches.
-func ValidatePattern(pattern string) error {
-	if _, r, d := parsePattern(pattern); r != "" {
-		return newError(r, pattern, d)
-	}
-	return nil
-}
-
-// MatchPath reports whether path matches the path pattern (see above). It is
-// false for every pattern ValidatePattern rejects and for airc:// patterns.
-// The path is expected to come from a parsed URI; it is not validated.
-func MatchPath(pattern, path string) bool {
-	pt, r, _ := parsePattern(pattern)
-	return r == "" && pt.kind == patternAnyAuthority && matchPath(pt.path, path)
-}
-
-// MatchURI reports whether u matches the URI pattern (see above). It is false
-// for every pattern ValidatePattern rejects.
+// matching. MatchURI is false for every pattern ValidatePattern rejects.
 func MatchURI(pattern string, u URI) bool {
 	pt, r, _ := parsePattern(pattern)
 	return r == "" && pt.matchAuthority(u) && matchPath(pt.path, u.Path)
@@ -185,7 +181,7 @@ func checkPatternPath(p string) (Reason, string) {
 	}
 }
 
-// matchAuthority compares the routing fields; see the package-level rules.
+// matchAuthority compares the routing fields by the rules of MatchURI.
 func (pt *pattern) matchAuthority(u URI) bool {
 	switch pt.kind {
 	case patternAnyAuthority:

@@ -42,7 +42,7 @@ func TestMatchPath(t *testing.T) {
 		{"cognition/genome/", "cognition/genome", false},
 		{"data:chat:created", "data:chat:created", true},
 		{"data:*:created", "data:chat:created", false}, // colon globs are the event matcher's, not ours
-		{"Genome/page-in", "genome/page-in", false},  // literal and case-sensitive
+		{"Genome/page-in", "genome/page-in", false},    // literal and case-sensitive
 		// Invalid patterns never match, not even themselves.
 		{"", "", false},
 		{"genome/page-*", "genome/page-*", false},

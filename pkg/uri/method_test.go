@@ -56,7 +56,7 @@ func TestMethodForNotACommand(t *testing.T) {
 		"genome/-page",
 		"genome/page-",
 		"genome/2page",
-		"genome/page-2",  // a digit cannot start a word: page-2 and page2 would both be Page2
+		"genome/page-2", // a digit cannot start a word: page-2 and page2 would both be Page2
 		"genome/page.in",
 		"genome/page in",
 		"genome/page-in?x",

@@ -29,6 +29,7 @@
 //   - Peer names, node names and envs are case-sensitive and kept as written;
 //     only UUIDs are canonicalised (to lower case). The reserved peer name
 //     "room" is rejected in any case ("Room", "ROOM").
+//   - Peer and node names made only of dots ("." or "..") are invalid.
 //   - A peer of 36 characters with hyphens at the 8-4-4-4-12 positions (and
 //     nowhere else) is a UUID or an error; 32 hex digits without hyphens are a
 //     name.
@@ -130,10 +131,7 @@ func parse(s string) (u URI, r Reason, detail string) {
 	}
 	if scheme {
 		// The authority ends where the path, query or fragment begins.
-		end := strings.IndexAny(rest, "/?#")
-		if end < 0 {
-			end = len(rest)
-		}
+		end := indexDelim(rest)
 		if r, detail = parseAuthority(&u, rest[:end]); r != "" {
 			return URI{}, r, detail
 		}
@@ -185,8 +183,8 @@ func checkCharacters(s string) (Reason, string) {
 // splitScheme returns what follows "airc://" (scheme true), or s itself for
 // the bare form. The input has passed checkCharacters.
 func splitScheme(s string) (rest string, scheme bool, r Reason, detail string) {
-	end := strings.IndexAny(s, "/?#")
-	if end > 0 && s[end-1] == ':' && strings.HasPrefix(s[end:], "//") {
+	end := indexDelim(s)
+	if end > 0 && end < len(s) && s[end-1] == ':' && strings.HasPrefix(s[end:], "//") {
 		name := s[:end-1]
 		if isSchemeName(name) {
 			if strings.EqualFold(name, "airc") {
@@ -199,6 +197,17 @@ func splitScheme(s string) (rest string, scheme bool, r Reason, detail string) {
 		return "", false, ReasonUnknownScheme, `"airc:" must be followed by "//"`
 	}
 	return s, false, "", ""
+}
+
+// indexDelim returns the index of the first '/', '?' or '#' in s, or len(s).
+// It is strings.IndexAny without building a set on every call.
+func indexDelim(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c == '?' || c == '#' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // isSchemeName is RFC 3986's scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
@@ -276,7 +285,7 @@ func checkPeer(p string) (canon string, isUUID bool, r Reason, detail string) {
 		return c, true, "", ""
 	}
 	if !isName(p) {
-		return "", false, ReasonInvalidPeer, "peer " + quote(p) + " has characters outside [A-Za-z0-9._-]"
+		return "", false, ReasonInvalidPeer, "peer " + quote(p) + " is not [A-Za-z0-9._-]+ (and not only dots)"
 	}
 	if strings.EqualFold(p, "room") {
 		return "", false, ReasonReservedPeer, `"room" is a reserved sigil; address this peer by UUID`
@@ -289,7 +298,7 @@ func checkNode(n string) (Reason, string) {
 		return ReasonEmptyNode, "no node after @"
 	}
 	if !isName(n) {
-		return ReasonInvalidNode, "node " + quote(n) + " has characters outside [A-Za-z0-9._-]"
+		return ReasonInvalidNode, "node " + quote(n) + " is not [A-Za-z0-9._-]+ (and not only dots)"
 	}
 	return "", ""
 }
@@ -382,41 +391,54 @@ func uuidShaped(s string) bool {
 	return true
 }
 
-// canonicalUUID validates an 8-4-4-4-12 hex UUID and lower-cases it,
-// allocating only when s has upper-case digits.
+// canonicalUUID validates an 8-4-4-4-12 hex UUID and lower-cases it in one
+// pass, allocating only when s has upper-case digits.
 func canonicalUUID(s string) (string, bool) {
-	if !uuidShaped(s) {
+	if len(s) != 36 {
 		return "", false
 	}
+	var lower [36]byte
 	upper := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '-', isDigit(c), 'a' <= c && c <= 'f':
-		case 'A' <= c && c <= 'F':
-			upper = true
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", false
+			}
 		default:
-			return "", false
+			switch {
+			case isDigit(c), 'a' <= c && c <= 'f':
+			case 'A' <= c && c <= 'F':
+				upper = true
+				c += 'a' - 'A'
+			default:
+				return "", false
+			}
 		}
+		lower[i] = c
 	}
 	if upper {
-		return strings.ToLower(s), true
+		return string(lower[:]), true
 	}
 	return s, true
 }
 
-// isName is the peer and node alphabet: ASCII letters, digits, - _ .
+// isName is the peer and node alphabet: ASCII letters, digits, - _ . but
+// not dots alone: names end up in file paths and host names downstream, where
+// "." and ".." mean something else.
 func isName(s string) bool {
-	if s == "" {
-		return false
-	}
+	dotsOnly := true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c != '.' {
+			dotsOnly = false
+		}
 		if !isLetter(c) && !isDigit(c) && c != '-' && c != '_' && c != '.' {
 			return false
 		}
 	}
-	return true
+	return !dotsOnly
 }
 
 // String renders the canonical form: Local in the bare form, everything

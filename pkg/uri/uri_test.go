@@ -65,6 +65,8 @@ func TestParseVariants(t *testing.T) {
 			uri.URI{Kind: uri.KindPeer, Peer: "6f1c2a3b4d5e4f608a7b9c0d1e2f3a4b", Path: "x"}},
 		{"name with dot and underscore", "airc://maya.v2_beta@rig_1.lan/x",
 			uri.URI{Kind: uri.KindPeer, Peer: "maya.v2_beta", Node: "rig_1.lan", Path: "x"}},
+		{"names with dots and more", "airc://...a@_.../x",
+			uri.URI{Kind: uri.KindPeer, Peer: "...a", Node: "_...", Path: "x"}},
 		{"peer named room by uuid", "airc://" + peerID + ":tty/x",
 			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Env: "tty", Path: "x"}},
 		{"colons dots trailing slash in path", "airc://maya/cognition/genome/lora:typescript-expertise/",
@@ -170,6 +172,9 @@ func TestParseErrors(t *testing.T) {
 		{"invalid peer char", "airc://ma!ya/x", uri.ReasonInvalidPeer},
 		{"invalid peer non-ASCII", "airc://m\u00e4ya/x", uri.ReasonInvalidPeer},
 		{"invalid node char", "airc://maya@rig+1/x", uri.ReasonInvalidNode},
+		{"dots-only peer", "airc://../x", uri.ReasonInvalidPeer},
+		{"dot peer", "airc://./x", uri.ReasonInvalidPeer},
+		{"dots-only node", "airc://maya@../x", uri.ReasonInvalidNode},
 		{"double @", "airc://maya@a@b/x", uri.ReasonInvalidNode},
 		{"unknown env", "airc://maya:desktop/x", uri.ReasonUnknownEnv},
 		{"env is case-sensitive", "airc://maya:VR/x", uri.ReasonUnknownEnv},
@@ -356,6 +361,13 @@ func (validURI) Generate(r *rand.Rand, _ int) reflect.Value {
 		return string(b)
 	}
 	const nameChars = "abcXYZ019-_."
+	name := func() string {
+		n := word(nameChars, 1, 8)
+		for strings.Trim(n, ".") == "" {
+			n = word(nameChars, 1, 8)
+		}
+		return n
+	}
 	const pathChars = "abz09-_.:@!$&'()*+,;=%~"
 	var path []string
 	for range 1 + r.Intn(4) {
@@ -382,11 +394,11 @@ func (validURI) Generate(r *rand.Rand, _ int) reflect.Value {
 	case 1:
 		s = "airc:///" + p + tail
 	case 2:
-		peer := word(nameChars, 1, 8)
+		peer := name()
 		if strings.EqualFold(peer, "room") || r.Intn(4) == 0 {
 			peer = uuid()
 		}
-		node := pick("", "@"+word(nameChars, 1, 8))
+		node := pick("", "@"+name())
 		s = "airc://" + peer + node + env + "/" + p + tail
 	default:
 		s = "airc://room:" + uuid() + env + "/" + p + tail

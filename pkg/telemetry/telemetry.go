@@ -1,0 +1,282 @@
+// Package telemetry sets up a node's observability: an OpenTelemetry tracer
+// provider whose spans also feed the node's probe hub, the propagators that
+// carry trace context and command-URI ancestry across hops, and the
+// run-time log level.
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+)
+
+// Span and baggage keys of the mesh.
+const (
+	// AttrURI is the command URI a span handles.
+	AttrURI = attribute.Key("continuum.uri")
+	// AttrRouteKind is the route decision's kind.
+	AttrRouteKind = attribute.Key("continuum.route.kind")
+	// AttrAncestry is the URIs of the commands that led to this span.
+	AttrAncestry = attribute.Key("continuum.uri.ancestry")
+	// AttrProbeClass marks a span or span event as a probe of that class.
+	AttrProbeClass = attribute.Key("continuum.probe.class")
+	// AttrNode is the node that recorded the span.
+	AttrNode = attribute.Key("continuum.node")
+
+	baggageAncestry = "continuum.ancestry"
+	ancestrySep     = " "
+	maxAncestry     = 16
+)
+
+// Propagator carries W3C trace context and baggage (the URI ancestry).
+var Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// Telemetry is a node's tracer provider, probe hub and log level.
+type Telemetry struct {
+	Node     string
+	Provider *sdktrace.TracerProvider
+	Probes   *Hub
+	Level    *slog.LevelVar
+}
+
+// New builds a node's telemetry. Extra span processors (an OTLP exporter,
+// say) may be added by the caller.
+func New(node string, level *slog.LevelVar, extra ...sdktrace.SpanProcessor) *Telemetry {
+	hub := NewHub()
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+		sdktrace.WithSpanProcessor(&probeProcessor{node: node, hub: hub}),
+	}
+	for _, p := range extra {
+		opts = append(opts, sdktrace.WithSpanProcessor(p))
+	}
+	if level == nil {
+		level = new(slog.LevelVar)
+	}
+	return &Telemetry{Node: node, Provider: sdktrace.NewTracerProvider(opts...), Probes: hub, Level: level}
+}
+
+// Shutdown flushes and stops the tracer provider.
+func (t *Telemetry) Shutdown(ctx context.Context) error { return t.Provider.Shutdown(ctx) }
+
+// ServerHandler is the gRPC server stats handler option set.
+func (t *Telemetry) ServerHandler() []otelgrpc.Option {
+	return []otelgrpc.Option{otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(Propagator)}
+}
+
+// DialOptions instrument a client connection so trace context and URI
+// ancestry travel with every call.
+func (t *Telemetry) DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+		otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(Propagator)))}
+}
+
+// Tracer returns a tracer of the node.
+func (t *Telemetry) Tracer(name string) trace.Tracer { return t.Provider.Tracer(name) }
+
+// Ancestry returns the command URIs that led to ctx, outermost first.
+func Ancestry(ctx context.Context) []string {
+	v := baggage.FromContext(ctx).Member(baggageAncestry).Value()
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ancestrySep)
+}
+
+// WithCommand records that ctx now runs the command uri: the current span
+// gets the URI, route kind and ancestry attributes, and calls made with the
+// returned context carry the ancestry to the next hop.
+func WithCommand(ctx context.Context, uri, routeKind string) context.Context {
+	anc := append(Ancestry(ctx), uri)
+	if len(anc) > maxAncestry {
+		anc = anc[len(anc)-maxAncestry:]
+	}
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(AttrURI.String(uri), AttrRouteKind.String(routeKind), AttrAncestry.StringSlice(anc[:len(anc)-1]))
+	m, err := baggage.NewMemberRaw(baggageAncestry, strings.Join(anc, ancestrySep))
+	if err != nil {
+		return ctx
+	}
+	b, err := baggage.FromContext(ctx).SetMember(m)
+	if err != nil {
+		return ctx
+	}
+	return baggage.ContextWithBaggage(ctx, b)
+}
+
+// Event records a probe of class on the current span (a span event), e.g. a
+// gate decision. Attributes are strings for the probe stream.
+func Event(ctx context.Context, class, name string, kv ...string) {
+	attrs := make([]attribute.KeyValue, 0, len(kv)/2+1)
+	attrs = append(attrs, AttrProbeClass.String(class))
+	for i := 0; i+1 < len(kv); i += 2 {
+		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+	}
+	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attrs...))
+}
+
+// probeProcessor turns ended spans into probes: every span is a "latency"
+// probe unless it names another class, and every span event with a probe
+// class is a probe of that class.
+type probeProcessor struct {
+	node string
+	hub  *Hub
+}
+
+func (p *probeProcessor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
+	s.SetAttributes(AttrNode.String(p.node))
+	if anc := Ancestry(parent); len(anc) > 0 {
+		s.SetAttributes(AttrAncestry.StringSlice(anc))
+	}
+}
+
+func (p *probeProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !p.hub.HasSubscribers() {
+		return
+	}
+	base := Probe{
+		Node:    p.node,
+		TraceID: s.SpanContext().TraceID().String(),
+		SpanID:  s.SpanContext().SpanID().String(),
+	}
+	attrs := map[string]string{}
+	class := "latency"
+	for _, kv := range s.Attributes() {
+		switch kv.Key {
+		case AttrURI:
+			base.URI = kv.Value.AsString()
+		case AttrAncestry:
+			base.Ancestry = kv.Value.AsStringSlice()
+		case AttrProbeClass:
+			class = kv.Value.AsString()
+		case AttrNode:
+		default:
+			attrs[string(kv.Key)] = kv.Value.Emit()
+		}
+	}
+	pr := base
+	pr.Class, pr.Name, pr.Start, pr.Duration, pr.Attributes = class, s.Name(), s.StartTime(), s.EndTime().Sub(s.StartTime()), attrs
+	if s.Status().Code.String() == "Error" {
+		pr.Attributes["status"] = s.Status().Description
+	}
+	p.hub.Publish(pr)
+	for _, ev := range s.Events() {
+		evClass := ""
+		evAttrs := map[string]string{}
+		for _, kv := range ev.Attributes {
+			if kv.Key == AttrProbeClass {
+				evClass = kv.Value.AsString()
+				continue
+			}
+			evAttrs[string(kv.Key)] = kv.Value.Emit()
+		}
+		if evClass == "" {
+			continue
+		}
+		e := base
+		e.Class, e.Name, e.Start, e.Attributes = evClass, ev.Name, ev.Time, evAttrs
+		p.hub.Publish(e)
+	}
+}
+
+func (p *probeProcessor) Shutdown(context.Context) error   { return nil }
+func (p *probeProcessor) ForceFlush(context.Context) error { return nil }
+
+// Probe is one observation fanned out to StreamProbes subscribers.
+type Probe struct {
+	Class      string
+	Name       string
+	URI        string
+	Ancestry   []string
+	Node       string
+	Start      time.Time
+	Duration   time.Duration
+	Attributes map[string]string
+	TraceID    string
+	SpanID     string
+}
+
+// Hub fans probes out to subscribers. A subscriber that cannot keep up loses
+// probes, never blocks the node, and is told how many it lost.
+type Hub struct {
+	mu   sync.RWMutex
+	subs map[*Subscription]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[*Subscription]struct{}{}} }
+
+// Subscription receives the probes of some classes.
+type Subscription struct {
+	C       chan Probe
+	classes map[string]bool
+	mu      sync.Mutex
+	dropped uint64
+}
+
+// TakeDropped returns and resets how many probes were lost.
+func (s *Subscription) TakeDropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dropped
+	s.dropped = 0
+	return d
+}
+
+// Subscribe returns a subscription to classes (every class when empty) and
+// its cancel function.
+func (h *Hub) Subscribe(classes []string, buffer int) (*Subscription, func()) {
+	if buffer <= 0 {
+		buffer = 256
+	}
+	s := &Subscription{C: make(chan Probe, buffer)}
+	if len(classes) > 0 {
+		s.classes = map[string]bool{}
+		for _, c := range classes {
+			s.classes[c] = true
+		}
+	}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s, func() {
+		h.mu.Lock()
+		delete(h.subs, s)
+		h.mu.Unlock()
+	}
+}
+
+// HasSubscribers reports whether anyone listens.
+func (h *Hub) HasSubscribers() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs) > 0
+}
+
+// Publish offers a probe to every interested subscriber without blocking.
+func (h *Hub) Publish(p Probe) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs {
+		if s.classes != nil && !s.classes[p.Class] {
+			continue
+		}
+		select {
+		case s.C <- p:
+		default:
+			s.mu.Lock()
+			s.dropped++
+			s.mu.Unlock()
+		}
+	}
+}
