@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // InprocAddr is the address of connections made through a server's
@@ -68,3 +70,28 @@ type inprocConn struct {
 
 func (c *inprocConn) LocalAddr() net.Addr  { return c.addr }
 func (c *inprocConn) RemoteAddr() net.Addr { return c.addr }
+
+// inprocAwareCreds serves TLS to network connections and skips the
+// handshake on in-process ones, which never leave this process and are
+// authenticated by their address type instead.
+type inprocAwareCreds struct {
+	credentials.TransportCredentials
+}
+
+func (c inprocAwareCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if _, ok := raw.RemoteAddr().(InprocAddr); ok {
+		return raw, inprocAuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+	}
+	return c.TransportCredentials.ServerHandshake(raw)
+}
+
+func (c inprocAwareCreds) Clone() credentials.TransportCredentials {
+	return inprocAwareCreds{TransportCredentials: c.TransportCredentials.Clone()}
+}
+
+// inprocAuthInfo marks an in-process connection.
+type inprocAuthInfo struct {
+	credentials.CommonAuthInfo
+}
+
+func (inprocAuthInfo) AuthType() string { return "inproc" }

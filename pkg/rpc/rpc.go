@@ -113,7 +113,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
 	if cfg.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		opts = append(opts, grpc.Creds(inprocAwareCreds{credentials.NewTLS(cfg.TLS)}))
 	}
 	s.grpc = grpc.NewServer(opts...)
 	s.health = health.NewServer()
@@ -197,7 +197,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return nil
 	case err := <-errc:
 		s.grpc.Stop()
-		if errors.Is(err, grpc.ErrServerStopped) {
+		if err == nil || errors.Is(err, grpc.ErrServerStopped) {
 			return nil
 		}
 		return fmt.Errorf("serve %s: %w", s.Addr(), err)

@@ -1,0 +1,13 @@
+package mesh
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package when any test leaves a goroutine behind
+// (gossip listeners, probes, pooled gRPC connections, servers).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}

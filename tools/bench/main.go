@@ -1,0 +1,46 @@
+// Command bench runs the mesh's benchmarks and replayers:
+//
+//	go run ./tools/bench router [--qps 1000 --duration 10s]
+//
+// Each subcommand prints human-readable lines and, last, one line of JSON.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/continuum-mesh/continuum/tools/bench/routerbench"
+)
+
+type subcommand struct {
+	run  func(args []string, out io.Writer) error
+	help string
+}
+
+func subcommands() map[string]subcommand {
+	return map[string]subcommand{
+		"router": {routerbench.Run, "in-process dispatch latency and router overhead over a direct gRPC call"},
+	}
+}
+
+func main() {
+	subs := subcommands()
+	if len(os.Args) < 2 || subs[os.Args[1]].run == nil {
+		fmt.Fprintln(os.Stderr, "usage: go run ./tools/bench <subcommand> [flags]")
+		names := make([]string, 0, len(subs))
+		for n := range subs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, subs[n].help)
+		}
+		os.Exit(2)
+	}
+	if err := subs[os.Args[1]].run(os.Args[2:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

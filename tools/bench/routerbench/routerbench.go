@@ -1,0 +1,175 @@
+// Package routerbench measures what the router costs: the latency of a
+// command dispatched in process, and the router's overhead over a direct
+// gRPC call to the same method, paced at a fixed rate over loopback.
+package routerbench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/continuum-mesh/continuum/pkg/auth"
+	"github.com/continuum-mesh/continuum/pkg/node"
+	debugv1 "github.com/continuum-mesh/continuum/proto/continuum/debug/v1"
+	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
+)
+
+// Result is what one run measured, in microseconds.
+type Result struct {
+	InprocP50us     float64 `json:"inproc_dispatch_p50_us"`
+	InprocP99us     float64 `json:"inproc_dispatch_p99_us"`
+	DirectP50us     float64 `json:"direct_p50_us"`
+	DirectP99us     float64 `json:"direct_p99_us"`
+	DispatchP50us   float64 `json:"dispatch_p50_us"`
+	DispatchP99us   float64 `json:"dispatch_p99_us"`
+	OverheadP50us   float64 `json:"overhead_p50_us"`
+	OverheadP99us   float64 `json:"overhead_p99_us"`
+	QPS             int     `json:"qps"`
+	CallsPerVariant int     `json:"calls_per_variant"`
+}
+
+// Run parses flags, starts a single node and measures.
+func Run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench router", flag.ContinueOnError)
+	qps := fs.Int("qps", 1000, "paced request rate for the overhead comparison")
+	duration := fs.Duration("duration", 10*time.Second, "how long each paced variant runs")
+	inproc := fs.Int("inproc", 20000, "in-process dispatches to time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "routerbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	token := "bench-admin-token"
+	tokens := filepath.Join(dir, "tokens.yaml")
+	if err := os.WriteFile(tokens, []byte("tokens:\n  - principal: admin\n    token: "+token+"\n    admin: true\n"), 0o600); err != nil {
+		return err
+	}
+	n, err := node.New(node.Config{
+		Node: "bench", Services: []string{"router"}, Listen: "127.0.0.1:0", DataDir: dir, TokensFile: tokens,
+		MeshProfile: "local",
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	res := Result{QPS: *qps}
+	// In process: the router called through the node's in-process
+	// connection, on behalf of the admin, every interceptor included.
+	local := routerv1.NewRouterServiceClient(n.Local())
+	admin := auth.Principal{Name: "admin", Kind: auth.KindToken}
+	req := &routerv1.DispatchRequest{Uri: "debug/get-log-level"}
+	lat := make([]time.Duration, 0, *inproc)
+	for i := 0; i < *inproc+1000; i++ {
+		t0 := time.Now()
+		if _, err := local.Dispatch(auth.OnBehalfOf(ctx, admin), req); err != nil {
+			return fmt.Errorf("in-process dispatch: %w", err)
+		}
+		if i >= 1000 { // warm-up
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	res.InprocP50us, res.InprocP99us = pct(lat, 50), pct(lat, 99)
+
+	// Over loopback: a direct call versus the same method through Dispatch.
+	cc, err := grpc.NewClient(n.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	direct := func() error {
+		_, err := debugv1.NewDebugServiceClient(cc).GetLogLevel(actx, &debugv1.GetLogLevelRequest{})
+		return err
+	}
+	viaRouter := func() error {
+		_, err := routerv1.NewRouterServiceClient(cc).Dispatch(actx, req)
+		return err
+	}
+	d, err := paced(direct, *qps, *duration)
+	if err != nil {
+		return fmt.Errorf("direct: %w", err)
+	}
+	r, err := paced(viaRouter, *qps, *duration)
+	if err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	res.CallsPerVariant = len(d)
+	res.DirectP50us, res.DirectP99us = pct(d, 50), pct(d, 99)
+	res.DispatchP50us, res.DispatchP99us = pct(r, 50), pct(r, 99)
+	res.OverheadP50us = res.DispatchP50us - res.DirectP50us
+	res.OverheadP99us = res.DispatchP99us - res.DirectP99us
+	fmt.Fprintf(out, "in-process dispatch: p50 %.1f µs  p99 %.1f µs (%d calls)\n", res.InprocP50us, res.InprocP99us, len(lat))
+	fmt.Fprintf(out, "direct gRPC at %d QPS: p50 %.1f µs  p99 %.1f µs\n", *qps, res.DirectP50us, res.DirectP99us)
+	fmt.Fprintf(out, "via router at %d QPS: p50 %.1f µs  p99 %.1f µs\n", *qps, res.DispatchP50us, res.DispatchP99us)
+	fmt.Fprintf(out, "router overhead: p50 %.1f µs  p99 %.1f µs\n", res.OverheadP50us, res.OverheadP99us)
+	b, _ := json.Marshal(res)
+	_, err = fmt.Fprintln(out, string(b))
+	return err
+}
+
+// paced calls f at qps for d (open loop: the schedule does not wait for a
+// slow call, so queueing shows in the latencies) and returns each call's
+// latency measured from its scheduled start.
+func paced(f func() error, qps int, d time.Duration) ([]time.Duration, error) {
+	interval := time.Second / time.Duration(qps)
+	total := int(d / interval)
+	lat := make([]time.Duration, total)
+	errs := make(chan error, 1)
+	sem := make(chan struct{}, 256)
+	start := time.Now()
+	for i := 0; i < total; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			if err := f(); err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+			lat[i] = time.Since(due)
+		}()
+	}
+	for i := 0; i < cap(sem); i++ {
+		sem <- struct{}{}
+	}
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	return lat, nil
+}
+
+func pct(d []time.Duration, p float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s)-1) * p / 100)
+	return float64(s[i].Nanoseconds()) / 1000
+}
+
