@@ -29,7 +29,7 @@ import (
 // clientFlags are the flags every client command shares.
 type clientFlags struct {
 	addr, token, tokenFile, tlsCA, tlsCert, tlsKey, serverName string
-	timeout                                                     time.Duration
+	timeout                                                    time.Duration
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {

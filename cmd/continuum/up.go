@@ -24,11 +24,11 @@ import (
 
 // nodeFlags are the flags `up` and `serve` share.
 type nodeFlags struct {
-	node, listen, advertise, data, policy, tokens                string
-	gossip, gossipAdvertise, profile, gossipKeyFile              string
-	tlsCert, tlsKey, tlsCA, logLevel, logFormat, genomeTiers     string
-	insecure                                                     bool
-	join, peers, rooms                                           listFlag
+	node, listen, advertise, data, policy, tokens            string
+	gossip, gossipAdvertise, profile, gossipKeyFile          string
+	tlsCert, tlsKey, tlsCA, logLevel, logFormat, genomeTiers string
+	insecure                                                 bool
+	join, peers, rooms                                       listFlag
 }
 
 func (f *nodeFlags) register(fs *flag.FlagSet, defaults nodeFlags) {

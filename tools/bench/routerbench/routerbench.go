@@ -172,4 +172,3 @@ func pct(d []time.Duration, p float64) float64 {
 	i := int(float64(len(s)-1) * p / 100)
 	return float64(s[i].Nanoseconds()) / 1000
 }
-

@@ -27,11 +27,16 @@ const (
 
 // Source names the event an entry was recorded from.
 type Source struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Topic          string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	StreamSequence uint64                 `protobuf:"varint,2,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's concrete topic or artifact key; empty for a direct Append.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The event's sequence in its durable stream; 0 for a direct Append.
+	StreamSequence uint64 `protobuf:"varint,2,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
+	// The authenticated principal that reported the entry: the event's
+	// publisher, or the caller of Append.
+	Publisher     string `protobuf:"bytes,3,opt,name=publisher,proto3" json:"publisher,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Source) Reset() {
@@ -76,6 +81,13 @@ func (x *Source) GetStreamSequence() uint64 {
 		return x.StreamSequence
 	}
 	return 0
+}
+
+func (x *Source) GetPublisher() string {
+	if x != nil {
+		return x.Publisher
+	}
+	return ""
 }
 
 // Entry is one line of the log.
@@ -185,10 +197,14 @@ func (x *Entry) GetRawTimestampMs() int64 {
 	return 0
 }
 
+// AppendRequest is one entry to record.
 type AppendRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Payload       *structpb.Struct       `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of the entry kinds (see Entry.kind).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// A JSON object; numbers must be finite, nesting at most 32 deep, and its
+	// protobuf size at most the server's limit (64 KiB by default).
+	Payload       *structpb.Struct `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +253,7 @@ func (x *AppendRequest) GetPayload() *structpb.Struct {
 	return nil
 }
 
+// AppendResponse is the durable entry.
 type AppendResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entry         *Entry                 `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
@@ -281,6 +298,7 @@ func (x *AppendResponse) GetEntry() *Entry {
 	return nil
 }
 
+// VerifyRequest asks for a full verification.
 type VerifyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -317,11 +335,16 @@ func (*VerifyRequest) Descriptor() ([]byte, []int) {
 	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
+// VerifyResponse is a verified log.
 type VerifyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Size          uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	HeadHash      string                 `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// Entries verified.
+	Size uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Hex chainHash of the last entry (64 zeros for an empty log).
+	HeadHash string `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// Base64 RFC 6962 Merkle root over the same entries.
+	RootHash      string `protobuf:"bytes,4,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,10 +400,20 @@ func (x *VerifyResponse) GetHeadHash() string {
 	return ""
 }
 
+func (x *VerifyResponse) GetRootHash() string {
+	if x != nil {
+		return x.RootHash
+	}
+	return ""
+}
+
+// ReadRequest selects entries to stream.
 type ReadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromSeq       uint64                 `protobuf:"varint,1,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
-	Limit         uint64                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First seq to send; 0 is 1.
+	FromSeq uint64 `protobuf:"varint,1,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
+	// At most this many entries; 0 is all.
+	Limit         uint64 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -429,6 +462,7 @@ func (x *ReadRequest) GetLimit() uint64 {
 	return 0
 }
 
+// ReadResponse carries one entry.
 type ReadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entry         *Entry                 `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
@@ -473,6 +507,7 @@ func (x *ReadResponse) GetEntry() *Entry {
 	return nil
 }
 
+// CheckpointRequest asks for the current checkpoint.
 type CheckpointRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -509,9 +544,11 @@ func (*CheckpointRequest) Descriptor() ([]byte, []int) {
 	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
+// CheckpointResponse is a signed checkpoint.
 type CheckpointResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The checkpoint in the signed-note format.
+	// The checkpoint in the signed-note format: the body
+	// "<origin>\n<size>\n<base64 root>\n", a blank line, and the signature.
 	Note   string `protobuf:"bytes,1,opt,name=note,proto3" json:"note,omitempty"`
 	Origin string `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
 	Size   uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
@@ -579,10 +616,12 @@ func (x *CheckpointResponse) GetRootHash() string {
 	return ""
 }
 
+// InclusionProofRequest names an entry and a tree.
 type InclusionProofRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	TreeSize      uint64                 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// 0 is the current size.
+	TreeSize      uint64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -631,6 +670,7 @@ func (x *InclusionProofRequest) GetTreeSize() uint64 {
 	return 0
 }
 
+// InclusionProofResponse is an RFC 6962 audit path.
 type InclusionProofResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Seq      uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -708,10 +748,12 @@ func (x *InclusionProofResponse) GetRootHash() string {
 	return ""
 }
 
+// ConsistencyProofRequest names two trees.
 type ConsistencyProofRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OldSize       uint64                 `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
-	NewSize       uint64                 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OldSize uint64                 `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
+	// 0 is the current size.
+	NewSize       uint64 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -760,13 +802,15 @@ func (x *ConsistencyProofRequest) GetNewSize() uint64 {
 	return 0
 }
 
+// ConsistencyProofResponse is an RFC 6962 consistency proof.
 type ConsistencyProofResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OldSize       uint64                 `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
-	NewSize       uint64                 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
-	Hashes        []string               `protobuf:"bytes,3,rep,name=hashes,proto3" json:"hashes,omitempty"`
-	OldRootHash   string                 `protobuf:"bytes,4,opt,name=old_root_hash,json=oldRootHash,proto3" json:"old_root_hash,omitempty"`
-	NewRootHash   string                 `protobuf:"bytes,5,opt,name=new_root_hash,json=newRootHash,proto3" json:"new_root_hash,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OldSize uint64                 `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
+	NewSize uint64                 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	// Base64 RFC 6962 proof hashes.
+	Hashes        []string `protobuf:"bytes,3,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	OldRootHash   string   `protobuf:"bytes,4,opt,name=old_root_hash,json=oldRootHash,proto3" json:"old_root_hash,omitempty"`
+	NewRootHash   string   `protobuf:"bytes,5,opt,name=new_root_hash,json=newRootHash,proto3" json:"new_root_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,6 +880,7 @@ func (x *ConsistencyProofResponse) GetNewRootHash() string {
 	return ""
 }
 
+// PublicKeyRequest asks for the verifier key.
 type PublicKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -872,6 +917,7 @@ func (*PublicKeyRequest) Descriptor() ([]byte, []int) {
 	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
+// PublicKeyResponse is the node's checkpoint verifier key.
 type PublicKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The note verifier key ("<name>+<hash>+<key>").
@@ -929,10 +975,11 @@ var File_continuum_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_continuum_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1econtinuum/audit/v1/audit.proto\x12\x12continuum.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\"G\n" +
+	"\x1econtinuum/audit/v1/audit.proto\x12\x12continuum.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\"e\n" +
 	"\x06Source\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12'\n" +
-	"\x0fstream_sequence\x18\x02 \x01(\x04R\x0estreamSequence\"\xa8\x02\n" +
+	"\x0fstream_sequence\x18\x02 \x01(\x04R\x0estreamSequence\x12\x1c\n" +
+	"\tpublisher\x18\x03 \x01(\tR\tpublisher\"\xa8\x02\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12!\n" +
 	"\ftimestamp_ms\x18\x02 \x01(\x03R\vtimestampMs\x12\x12\n" +
@@ -948,11 +995,12 @@ const file_continuum_audit_v1_audit_proto_rawDesc = "" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\"A\n" +
 	"\x0eAppendResponse\x12/\n" +
 	"\x05entry\x18\x01 \x01(\v2\x19.continuum.audit.v1.EntryR\x05entry\"\x0f\n" +
-	"\rVerifyRequest\"Q\n" +
+	"\rVerifyRequest\"n\n" +
 	"\x0eVerifyResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1b\n" +
-	"\thead_hash\x18\x03 \x01(\tR\bheadHash\">\n" +
+	"\thead_hash\x18\x03 \x01(\tR\bheadHash\x12\x1b\n" +
+	"\troot_hash\x18\x04 \x01(\tR\brootHash\">\n" +
 	"\vReadRequest\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x04R\x05limit\"?\n" +

@@ -35,28 +35,48 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AuditService keeps the tamper-evident log and lets anyone verify it.
+// AuditService keeps the tamper-evident log and lets anyone verify it. The
+// log format and exactly which bytes are hashed are in docs/audit.md.
 type AuditServiceClient interface {
-	// Append records one entry and returns it once it is fsynced. Gated by
-	// policy on audit/append. Errors: INVALID_ARGUMENT (KIND_UNKNOWN,
-	// PAYLOAD_INVALID), PERMISSION_DENIED. Idempotent: no.
+	// Append records one entry and returns it once it is fsynced (concurrent
+	// appends share one write and one fsync). The entry's source names the
+	// caller as publisher. Gated by policy on audit/append for callers from
+	// outside the mesh. Errors: INVALID_ARGUMENT (KIND_UNKNOWN,
+	// PAYLOAD_INVALID), PERMISSION_DENIED / FAILED_PRECONDITION from the gate,
+	// FAILED_PRECONDITION (LOG_CORRUPT: the log failed verification when the
+	// service opened it), UNAVAILABLE (LOG_WRITE_FAILED: nothing was written,
+	// retry; LOG_FAILED: an fsync failed, the service must restart;
+	// LOG_CLOSED). Idempotent: no (each call is a new entry).
 	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
-	// Verify checks the whole chain and returns its head.
+	// Verify re-reads and re-hashes the whole log (in parallel) and returns
+	// its size, head and Merkle root. Beyond the chain it checks that every
+	// entry is the one the recorder committed, so a rewrite of the file is
+	// caught even when every hash in it was recomputed.
 	// Errors: DATA_LOSS with reason CHAIN_BROKEN, SEQUENCE_GAP or
-	// TIMESTAMP_WENT_BACKWARD and the seq in metadata. Idempotent: yes.
+	// TIMESTAMP_WENT_BACKWARD and "seq" (plus "expected" and "got" for a gap,
+	// and the line's byte "offset") in metadata; FAILED_PRECONDITION
+	// (LOG_CORRUPT). Idempotent: yes.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
-	// Read streams entries from from_seq, at most limit of them (0: all).
-	// Idempotent: yes.
+	// Read streams entries from from_seq (0 is 1), at most limit of them (0:
+	// all), up to the end of the log when the call began.
+	// Errors: DATA_LOSS (ENTRY_MALFORMED with "seq") for a line that cannot be
+	// parsed. Idempotent: yes.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error)
 	// Checkpoint returns a signed checkpoint (origin, size, root) of the
-	// current Merkle tree. Idempotent: yes.
+	// current Merkle tree, in the signed-note format of
+	// golang.org/x/mod/sumdb/note, verifiable with PublicKey's key.
+	// Errors: FAILED_PRECONDITION (LOG_CORRUPT). Idempotent: yes.
 	Checkpoint(ctx context.Context, in *CheckpointRequest, opts ...grpc.CallOption) (*CheckpointResponse, error)
-	// InclusionProof proves entry seq is in the tree of tree_size.
-	// Errors: INVALID_ARGUMENT (SEQ_OUT_OF_RANGE, SIZE_OUT_OF_RANGE).
-	// Idempotent: yes.
+	// InclusionProof proves entry seq is in the tree of tree_size (0: the
+	// current size). Errors: INVALID_ARGUMENT (SEQ_OUT_OF_RANGE: seq is 0 or
+	// beyond tree_size), OUT_OF_RANGE (SIZE_OUT_OF_RANGE: tree_size is beyond
+	// the log), FAILED_PRECONDITION (LOG_CORRUPT). Idempotent: yes.
 	InclusionProof(ctx context.Context, in *InclusionProofRequest, opts ...grpc.CallOption) (*InclusionProofResponse, error)
-	// ConsistencyProof proves the tree of old_size is a prefix of new_size.
-	// Errors: INVALID_ARGUMENT (SIZE_OUT_OF_RANGE). Idempotent: yes.
+	// ConsistencyProof proves the tree of old_size is a prefix of the tree of
+	// new_size (0: the current size). Errors: INVALID_ARGUMENT
+	// (SIZE_OUT_OF_RANGE: old_size > new_size), OUT_OF_RANGE
+	// (SIZE_OUT_OF_RANGE: new_size is beyond the log), FAILED_PRECONDITION
+	// (LOG_CORRUPT). Idempotent: yes.
 	ConsistencyProof(ctx context.Context, in *ConsistencyProofRequest, opts ...grpc.CallOption) (*ConsistencyProofResponse, error)
 	// PublicKey returns the node's checkpoint verifier key. Idempotent: yes.
 	PublicKey(ctx context.Context, in *PublicKeyRequest, opts ...grpc.CallOption) (*PublicKeyResponse, error)
@@ -153,28 +173,48 @@ func (c *auditServiceClient) PublicKey(ctx context.Context, in *PublicKeyRequest
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
 //
-// AuditService keeps the tamper-evident log and lets anyone verify it.
+// AuditService keeps the tamper-evident log and lets anyone verify it. The
+// log format and exactly which bytes are hashed are in docs/audit.md.
 type AuditServiceServer interface {
-	// Append records one entry and returns it once it is fsynced. Gated by
-	// policy on audit/append. Errors: INVALID_ARGUMENT (KIND_UNKNOWN,
-	// PAYLOAD_INVALID), PERMISSION_DENIED. Idempotent: no.
+	// Append records one entry and returns it once it is fsynced (concurrent
+	// appends share one write and one fsync). The entry's source names the
+	// caller as publisher. Gated by policy on audit/append for callers from
+	// outside the mesh. Errors: INVALID_ARGUMENT (KIND_UNKNOWN,
+	// PAYLOAD_INVALID), PERMISSION_DENIED / FAILED_PRECONDITION from the gate,
+	// FAILED_PRECONDITION (LOG_CORRUPT: the log failed verification when the
+	// service opened it), UNAVAILABLE (LOG_WRITE_FAILED: nothing was written,
+	// retry; LOG_FAILED: an fsync failed, the service must restart;
+	// LOG_CLOSED). Idempotent: no (each call is a new entry).
 	Append(context.Context, *AppendRequest) (*AppendResponse, error)
-	// Verify checks the whole chain and returns its head.
+	// Verify re-reads and re-hashes the whole log (in parallel) and returns
+	// its size, head and Merkle root. Beyond the chain it checks that every
+	// entry is the one the recorder committed, so a rewrite of the file is
+	// caught even when every hash in it was recomputed.
 	// Errors: DATA_LOSS with reason CHAIN_BROKEN, SEQUENCE_GAP or
-	// TIMESTAMP_WENT_BACKWARD and the seq in metadata. Idempotent: yes.
+	// TIMESTAMP_WENT_BACKWARD and "seq" (plus "expected" and "got" for a gap,
+	// and the line's byte "offset") in metadata; FAILED_PRECONDITION
+	// (LOG_CORRUPT). Idempotent: yes.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
-	// Read streams entries from from_seq, at most limit of them (0: all).
-	// Idempotent: yes.
+	// Read streams entries from from_seq (0 is 1), at most limit of them (0:
+	// all), up to the end of the log when the call began.
+	// Errors: DATA_LOSS (ENTRY_MALFORMED with "seq") for a line that cannot be
+	// parsed. Idempotent: yes.
 	Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error
 	// Checkpoint returns a signed checkpoint (origin, size, root) of the
-	// current Merkle tree. Idempotent: yes.
+	// current Merkle tree, in the signed-note format of
+	// golang.org/x/mod/sumdb/note, verifiable with PublicKey's key.
+	// Errors: FAILED_PRECONDITION (LOG_CORRUPT). Idempotent: yes.
 	Checkpoint(context.Context, *CheckpointRequest) (*CheckpointResponse, error)
-	// InclusionProof proves entry seq is in the tree of tree_size.
-	// Errors: INVALID_ARGUMENT (SEQ_OUT_OF_RANGE, SIZE_OUT_OF_RANGE).
-	// Idempotent: yes.
+	// InclusionProof proves entry seq is in the tree of tree_size (0: the
+	// current size). Errors: INVALID_ARGUMENT (SEQ_OUT_OF_RANGE: seq is 0 or
+	// beyond tree_size), OUT_OF_RANGE (SIZE_OUT_OF_RANGE: tree_size is beyond
+	// the log), FAILED_PRECONDITION (LOG_CORRUPT). Idempotent: yes.
 	InclusionProof(context.Context, *InclusionProofRequest) (*InclusionProofResponse, error)
-	// ConsistencyProof proves the tree of old_size is a prefix of new_size.
-	// Errors: INVALID_ARGUMENT (SIZE_OUT_OF_RANGE). Idempotent: yes.
+	// ConsistencyProof proves the tree of old_size is a prefix of the tree of
+	// new_size (0: the current size). Errors: INVALID_ARGUMENT
+	// (SIZE_OUT_OF_RANGE: old_size > new_size), OUT_OF_RANGE
+	// (SIZE_OUT_OF_RANGE: new_size is beyond the log), FAILED_PRECONDITION
+	// (LOG_CORRUPT). Idempotent: yes.
 	ConsistencyProof(context.Context, *ConsistencyProofRequest) (*ConsistencyProofResponse, error)
 	// PublicKey returns the node's checkpoint verifier key. Idempotent: yes.
 	PublicKey(context.Context, *PublicKeyRequest) (*PublicKeyResponse, error)

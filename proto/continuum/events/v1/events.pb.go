@@ -205,8 +205,10 @@ type EventClass struct {
 	// Durable classes are persisted and fsynced before a publish is acked.
 	Durable bool `protobuf:"varint,6,opt,name=durable,proto3" json:"durable,omitempty"`
 	// How long events are retained; zero keeps them until max_events evicts.
+	// Durable streams drop whole segments, so they may keep somewhat more.
 	Retention *durationpb.Duration `protobuf:"bytes,7,opt,name=retention,proto3" json:"retention,omitempty"`
-	// How many events are retained per topic; zero means the server default.
+	// How many events the class's stream retains; zero means the server
+	// default. Durable streams keep at least this many.
 	MaxEvents     uint64 `protobuf:"varint,8,opt,name=max_events,json=maxEvents,proto3" json:"max_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -683,10 +685,11 @@ type PublishRequest struct {
 	Topic   string            `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	Payload *structpb.Struct  `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	Headers map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Optional idempotency key; repeats inside the dedup window are not
-	// delivered twice.
+	// Optional idempotency key (at most 256 bytes); repeats on the same stream
+	// inside the dedup window are not delivered twice.
 	MsgId string `protobuf:"bytes,4,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
-	// The schema version of payload; checked against the topic's class.
+	// The schema version of payload; checked against the topic's class. Empty
+	// makes no claim and is accepted.
 	SchemaVersion string `protobuf:"bytes,5,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -759,9 +762,11 @@ func (x *PublishRequest) GetSchemaVersion() string {
 
 type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The event's sequence in its topic's stream.
+	// The event's sequence in its topic's stream (the class's stream when a
+	// class covers the topic, else the topic's own).
 	StreamSequence uint64 `protobuf:"varint,1,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
-	// How many subscriptions it was delivered to.
+	// How many subscriptions it was queued for (matching, passing their
+	// filter, and not overflowing).
 	Delivered uint32 `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
 	// True when msg_id was a duplicate and nothing new was delivered.
 	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
@@ -874,6 +879,13 @@ func (x *ArtifactSelector) GetMatch() ArtifactMatch {
 	return ArtifactMatch_ARTIFACT_MATCH_UNSPECIFIED
 }
 
+// SubscribeRequest opens a subscription. Without a start position it sees
+// only events published after its ack. start_after_sequence and last_n
+// replay from one stream, so they need a selector that resolves to exactly
+// one stream: an exact topic or artifact key, or a pattern inside one class
+// (audit:> under class audit) that no more specific class splits; anything
+// else is START_AMBIGUOUS. Replay hands over to live delivery without a gap
+// or a duplicate.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Selector:
@@ -881,11 +893,15 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Pattern
 	//	*SubscribeRequest_Artifact
 	Selector isSubscribeRequest_Selector `protobuf_oneof:"selector"`
-	// Field -> scalar value; all must equal the payload's top-level fields.
+	// Field -> scalar value (string, number, bool or null); all must equal the
+	// payload's top-level fields. Absent or {} matches every event.
 	Filter *structpb.Struct `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
-	// Start after this stream sequence (replay), when non-zero.
+	// Start after this stream sequence (replay), when non-zero. Beyond the
+	// stream's last sequence is OUT_OF_RANGE START_BEYOND_END (a non-durable
+	// stream restarts at 1 when the node restarts). Events already evicted by
+	// retention are reported with a lag notice first.
 	StartAfterSequence uint64 `protobuf:"varint,4,opt,name=start_after_sequence,json=startAfterSequence,proto3" json:"start_after_sequence,omitempty"`
-	// Start with the last N retained events, when non-zero.
+	// Start with the last N retained events that match, when non-zero.
 	LastN uint32 `protobuf:"varint,5,opt,name=last_n,json=lastN,proto3" json:"last_n,omitempty"`
 	// Bounded queue length for this subscription; zero is the server default.
 	QueueSize     uint32 `protobuf:"varint,6,opt,name=queue_size,json=queueSize,proto3" json:"queue_size,omitempty"`
@@ -1158,14 +1174,22 @@ func (x *Delivery) GetMsgId() string {
 }
 
 // Lag tells a slow subscriber it missed events instead of dropping silently.
+// It arrives before the next delivery, or as soon as the queue drains. One
+// notice is sent per stream that lost events.
 type Lag struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
-	Missed         uint64                 `protobuf:"varint,2,opt,name=missed,proto3" json:"missed,omitempty"`
-	// Resubscribe with start_after_sequence = this to recover (durable topics).
+	// How many events this subscription did not get.
+	Missed uint64 `protobuf:"varint,2,opt,name=missed,proto3" json:"missed,omitempty"`
+	// Resubscribe with start_after_sequence = this (and a selector for the
+	// stream) to recover what is still retained: the stream sequence just
+	// before the first missed event.
 	ResumeAfterSequence uint64 `protobuf:"varint,3,opt,name=resume_after_sequence,json=resumeAfterSequence,proto3" json:"resume_after_sequence,omitempty"`
-	// The topic the missed events came from, when there was one.
-	Topic         string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The topic of the first missed event.
+	Topic string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The stream resume_after_sequence counts in: a class name, or the topic
+	// itself when no class covers it.
+	Stream        string `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1224,6 +1248,13 @@ func (x *Lag) GetResumeAfterSequence() uint64 {
 func (x *Lag) GetTopic() string {
 	if x != nil {
 		return x.Topic
+	}
+	return ""
+}
+
+func (x *Lag) GetStream() string {
+	if x != nil {
+		return x.Stream
 	}
 	return ""
 }
@@ -1456,12 +1487,21 @@ type SubscriptionStats struct {
 	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	Subscriber     string                 `protobuf:"bytes,2,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
 	Selector       string                 `protobuf:"bytes,3,opt,name=selector,proto3" json:"selector,omitempty"`
-	Sent           uint64                 `protobuf:"varint,4,opt,name=sent,proto3" json:"sent,omitempty"`
-	Dropped        uint64                 `protobuf:"varint,5,opt,name=dropped,proto3" json:"dropped,omitempty"`
-	Filtered       uint64                 `protobuf:"varint,6,opt,name=filtered,proto3" json:"filtered,omitempty"`
-	Queued         uint32                 `protobuf:"varint,7,opt,name=queued,proto3" json:"queued,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Events sent on the stream (its per-subscription sequence).
+	Sent uint64 `protobuf:"varint,4,opt,name=sent,proto3" json:"sent,omitempty"`
+	// Events lost to a full queue (reported with lag notices).
+	Dropped uint64 `protobuf:"varint,5,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Events that matched the selector but not the filter.
+	Filtered uint64 `protobuf:"varint,6,opt,name=filtered,proto3" json:"filtered,omitempty"`
+	// Events waiting in the queue.
+	Queued uint32 `protobuf:"varint,7,opt,name=queued,proto3" json:"queued,omitempty"`
+	// Events of topics the gate refused this subscriber (wildcard and prefix
+	// subscriptions only).
+	Denied uint64 `protobuf:"varint,8,opt,name=denied,proto3" json:"denied,omitempty"`
+	// The node serving the subscription.
+	Node          string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscriptionStats) Reset() {
@@ -1541,6 +1581,20 @@ func (x *SubscriptionStats) GetQueued() uint32 {
 		return x.Queued
 	}
 	return 0
+}
+
+func (x *SubscriptionStats) GetDenied() uint64 {
+	if x != nil {
+		return x.Denied
+	}
+	return 0
+}
+
+func (x *SubscriptionStats) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
 }
 
 type ListSubscriptionsResponse struct {
@@ -1665,12 +1719,13 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	" \x01(\tR\x05msgId\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x01\n" +
 	"\x03Lag\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x16\n" +
 	"\x06missed\x18\x02 \x01(\x04R\x06missed\x122\n" +
 	"\x15resume_after_sequence\x18\x03 \x01(\x04R\x13resumeAfterSequence\x12\x14\n" +
-	"\x05topic\x18\x04 \x01(\tR\x05topic\"\xbd\x01\n" +
+	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x16\n" +
+	"\x06stream\x18\x05 \x01(\tR\x06stream\"\xbd\x01\n" +
 	"\x11SubscribeResponse\x125\n" +
 	"\x03ack\x18\x01 \x01(\v2!.continuum.events.v1.SubscribeAckH\x00R\x03ack\x12;\n" +
 	"\bdelivery\x18\x02 \x01(\v2\x1d.continuum.events.v1.DeliveryH\x00R\bdelivery\x12,\n" +
@@ -1680,7 +1735,7 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\"-\n" +
 	"\x13UnsubscribeResponse\x12\x16\n" +
 	"\x06closed\x18\x01 \x01(\bR\x06closed\"\x1a\n" +
-	"\x18ListSubscriptionsRequest\"\xda\x01\n" +
+	"\x18ListSubscriptionsRequest\"\x86\x02\n" +
 	"\x11SubscriptionStats\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x1e\n" +
 	"\n" +
@@ -1690,7 +1745,9 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x04sent\x18\x04 \x01(\x04R\x04sent\x12\x18\n" +
 	"\adropped\x18\x05 \x01(\x04R\adropped\x12\x1a\n" +
 	"\bfiltered\x18\x06 \x01(\x04R\bfiltered\x12\x16\n" +
-	"\x06queued\x18\a \x01(\rR\x06queued\"i\n" +
+	"\x06queued\x18\a \x01(\rR\x06queued\x12\x16\n" +
+	"\x06denied\x18\b \x01(\x04R\x06denied\x12\x12\n" +
+	"\x04node\x18\t \x01(\tR\x04node\"i\n" +
 	"\x19ListSubscriptionsResponse\x12L\n" +
 	"\rsubscriptions\x18\x01 \x03(\v2&.continuum.events.v1.SubscriptionStatsR\rsubscriptions*\xc5\x01\n" +
 	"\x0fChannelStrategy\x12 \n" +

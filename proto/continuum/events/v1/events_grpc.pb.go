@@ -39,42 +39,71 @@ const (
 // EventsService is the mesh's event bus: emitters do not know their
 // subscribers, and a new behaviour is a new subscriber.
 type EventsServiceClient interface {
-	// DeclareClass declares an event class. Redeclaring an identical class is a
-	// no-op; a different declaration of the same name is refused.
-	// Errors: INVALID_ARGUMENT (CLASS_EMPTY_NAME, CLASS_EMPTY_SCHEMA_VERSION,
-	// CLASS_BROADCAST_WITHOUT_CHANNEL, CLASS_CHANNEL_WITHOUT_BROADCAST),
-	// ALREADY_EXISTS (CLASS_CONFLICT). Idempotent: yes.
+	// DeclareClass declares an event class. A class named x (a colon topic)
+	// covers the topics x and x:>; a class named by an artifact key covers
+	// exactly that key. Every class is one stream with one sequence for all the
+	// topics it covers (the most specific class wins when classes nest).
+	// Durable classes are written to disk before the call returns, so they
+	// survive a restart. Redeclaring an identical class is a no-op (created is
+	// false); a different declaration of the same name is refused.
+	// Errors: INVALID_ARGUMENT (CLASS_EMPTY_NAME, CLASS_INVALID_NAME,
+	// CLASS_EMPTY_SCHEMA_VERSION, CLASS_BROADCAST_WITHOUT_CHANNEL,
+	// CLASS_CHANNEL_WITHOUT_BROADCAST, CLASS_CHANNEL_INVALID,
+	// CLASS_RETENTION_INVALID), ALREADY_EXISTS (CLASS_CONFLICT),
+	// RESOURCE_EXHAUSTED (CLASS_LIMIT), UNAVAILABLE (SHUTTING_DOWN,
+	// STORE_FAILED). Idempotent: yes.
 	DeclareClass(ctx context.Context, in *DeclareClassRequest, opts ...grpc.CallOption) (*DeclareClassResponse, error)
 	// GetClass returns one class. Errors: NOT_FOUND (CLASS_UNKNOWN).
 	// Idempotent: yes.
 	GetClass(ctx context.Context, in *GetClassRequest, opts ...grpc.CallOption) (*GetClassResponse, error)
-	// ListClasses returns every declared class. Idempotent: yes.
+	// ListClasses returns every declared class, sorted by name. Idempotent: yes.
 	ListClasses(ctx context.Context, in *ListClassesRequest, opts ...grpc.CallOption) (*ListClassesResponse, error)
-	// ResolveChannel names the channel an event of a class travels on, given
-	// the room or peer it concerns, by the class's channel strategy.
-	// Errors: NOT_FOUND (CLASS_UNKNOWN), INVALID_ARGUMENT (CHANNEL_CONTEXT_MISSING).
-	// Idempotent: yes.
+	// ResolveChannel names the channel (a concrete topic under the class) an
+	// event of a broadcast class travels on, by the class's channel strategy:
+	// global "<class>", local "<class>:node:<node>", by-room
+	// "<class>:room:<room>", by-peer "<class>:peer:<peer>", custom
+	// "<class>:<custom>". Subscribing to "<class>:>" sees every channel.
+	// Errors: NOT_FOUND (CLASS_UNKNOWN), FAILED_PRECONDITION
+	// (CLASS_NOT_BROADCAST), INVALID_ARGUMENT (CLASS_EMPTY_NAME,
+	// CHANNEL_CONTEXT_MISSING, CHANNEL_INVALID). Idempotent: yes.
 	ResolveChannel(ctx context.Context, in *ResolveChannelRequest, opts ...grpc.CallOption) (*ResolveChannelResponse, error)
 	// Publish appends an event to a topic and delivers it to matching
-	// subscriptions. Durable topics are fsynced before the ack. The server
-	// stamps the authenticated publisher. A msg_id seen inside the dedup window
-	// is acknowledged again without a second delivery.
-	// Errors: INVALID_ARGUMENT (TOPIC_INVALID, SCHEMA_UNKNOWN), PERMISSION_DENIED
-	// / FAILED_PRECONDITION from the gate on events/<topic>/publish.
-	// Idempotent: with msg_id, yes.
+	// subscriptions. Topics of a durable class are fsynced (group commit)
+	// before the ack and before any delivery. The server stamps the
+	// authenticated publisher (the caller, also across a mesh hop) and its own
+	// node; a client cannot set either. A msg_id seen on the same stream inside
+	// the dedup window is acknowledged again with the first sequence and
+	// duplicate=true, without a second delivery. Gated on
+	// events/<topic>/publish with the caller.
+	// Errors: INVALID_ARGUMENT (TOPIC_INVALID, SCHEMA_UNKNOWN, HEADER_INVALID,
+	// MSG_ID_INVALID, EVENT_TOO_LARGE), PERMISSION_DENIED (FORBIDDEN_*) /
+	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
+	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Subscribe streams an ack, then deliveries with a gapless per-subscription
 	// sequence, and lag notices instead of silent drops. Gated on
-	// events/<topic>/subscribe. Cancelling the stream unsubscribes.
-	// Errors: INVALID_ARGUMENT (PATTERN_INVALID, FILTER_INVALID),
-	// PERMISSION_DENIED / FAILED_PRECONDITION from the gate. Idempotent: no.
+	// events/<selector>/subscribe with the caller (an artifact prefix is
+	// written "<prefix>*"); a wildcard or prefix subscription is also gated
+	// per concrete topic, on events/<topic>/subscribe, before the first
+	// delivery of each topic, and refused topics are skipped and counted as
+	// denied. Cancelling the stream or Unsubscribe ends it (status OK after
+	// Unsubscribe); draining the node ends it with UNAVAILABLE SHUTTING_DOWN.
+	// Errors: INVALID_ARGUMENT (SELECTOR_MISSING, PATTERN_INVALID,
+	// ARTIFACT_INVALID, FILTER_INVALID, START_CONFLICT, START_AMBIGUOUS,
+	// QUEUE_TOO_LARGE), OUT_OF_RANGE (START_BEYOND_END), PERMISSION_DENIED /
+	// FAILED_PRECONDITION from the gate, RESOURCE_EXHAUSTED
+	// (SUBSCRIPTION_LIMIT), DATA_LOSS (STORE_CORRUPT) during replay,
+	// UNAVAILABLE (SHUTTING_DOWN). Idempotent: no.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
 	// Unsubscribe ends a subscription and its stream. Never gated, so a caller
-	// whose access was revoked can still tear down. Idempotent: yes (closed is
-	// false when it was already gone).
+	// whose access was revoked can still tear down; only the principal that
+	// subscribed (the caller, also across a mesh hop) may end it.
+	// Errors: INVALID_ARGUMENT (SUBSCRIPTION_ID_EMPTY), PERMISSION_DENIED
+	// (SUBSCRIPTION_NOT_OWNED). Idempotent: yes (closed is false when it was
+	// already gone).
 	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
-	// ListSubscriptions returns the live subscriptions with their counters.
-	// Idempotent: yes.
+	// ListSubscriptions returns the live subscriptions with their counters,
+	// sorted by id. Idempotent: yes.
 	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
 }
 
@@ -182,42 +211,71 @@ func (c *eventsServiceClient) ListSubscriptions(ctx context.Context, in *ListSub
 // EventsService is the mesh's event bus: emitters do not know their
 // subscribers, and a new behaviour is a new subscriber.
 type EventsServiceServer interface {
-	// DeclareClass declares an event class. Redeclaring an identical class is a
-	// no-op; a different declaration of the same name is refused.
-	// Errors: INVALID_ARGUMENT (CLASS_EMPTY_NAME, CLASS_EMPTY_SCHEMA_VERSION,
-	// CLASS_BROADCAST_WITHOUT_CHANNEL, CLASS_CHANNEL_WITHOUT_BROADCAST),
-	// ALREADY_EXISTS (CLASS_CONFLICT). Idempotent: yes.
+	// DeclareClass declares an event class. A class named x (a colon topic)
+	// covers the topics x and x:>; a class named by an artifact key covers
+	// exactly that key. Every class is one stream with one sequence for all the
+	// topics it covers (the most specific class wins when classes nest).
+	// Durable classes are written to disk before the call returns, so they
+	// survive a restart. Redeclaring an identical class is a no-op (created is
+	// false); a different declaration of the same name is refused.
+	// Errors: INVALID_ARGUMENT (CLASS_EMPTY_NAME, CLASS_INVALID_NAME,
+	// CLASS_EMPTY_SCHEMA_VERSION, CLASS_BROADCAST_WITHOUT_CHANNEL,
+	// CLASS_CHANNEL_WITHOUT_BROADCAST, CLASS_CHANNEL_INVALID,
+	// CLASS_RETENTION_INVALID), ALREADY_EXISTS (CLASS_CONFLICT),
+	// RESOURCE_EXHAUSTED (CLASS_LIMIT), UNAVAILABLE (SHUTTING_DOWN,
+	// STORE_FAILED). Idempotent: yes.
 	DeclareClass(context.Context, *DeclareClassRequest) (*DeclareClassResponse, error)
 	// GetClass returns one class. Errors: NOT_FOUND (CLASS_UNKNOWN).
 	// Idempotent: yes.
 	GetClass(context.Context, *GetClassRequest) (*GetClassResponse, error)
-	// ListClasses returns every declared class. Idempotent: yes.
+	// ListClasses returns every declared class, sorted by name. Idempotent: yes.
 	ListClasses(context.Context, *ListClassesRequest) (*ListClassesResponse, error)
-	// ResolveChannel names the channel an event of a class travels on, given
-	// the room or peer it concerns, by the class's channel strategy.
-	// Errors: NOT_FOUND (CLASS_UNKNOWN), INVALID_ARGUMENT (CHANNEL_CONTEXT_MISSING).
-	// Idempotent: yes.
+	// ResolveChannel names the channel (a concrete topic under the class) an
+	// event of a broadcast class travels on, by the class's channel strategy:
+	// global "<class>", local "<class>:node:<node>", by-room
+	// "<class>:room:<room>", by-peer "<class>:peer:<peer>", custom
+	// "<class>:<custom>". Subscribing to "<class>:>" sees every channel.
+	// Errors: NOT_FOUND (CLASS_UNKNOWN), FAILED_PRECONDITION
+	// (CLASS_NOT_BROADCAST), INVALID_ARGUMENT (CLASS_EMPTY_NAME,
+	// CHANNEL_CONTEXT_MISSING, CHANNEL_INVALID). Idempotent: yes.
 	ResolveChannel(context.Context, *ResolveChannelRequest) (*ResolveChannelResponse, error)
 	// Publish appends an event to a topic and delivers it to matching
-	// subscriptions. Durable topics are fsynced before the ack. The server
-	// stamps the authenticated publisher. A msg_id seen inside the dedup window
-	// is acknowledged again without a second delivery.
-	// Errors: INVALID_ARGUMENT (TOPIC_INVALID, SCHEMA_UNKNOWN), PERMISSION_DENIED
-	// / FAILED_PRECONDITION from the gate on events/<topic>/publish.
-	// Idempotent: with msg_id, yes.
+	// subscriptions. Topics of a durable class are fsynced (group commit)
+	// before the ack and before any delivery. The server stamps the
+	// authenticated publisher (the caller, also across a mesh hop) and its own
+	// node; a client cannot set either. A msg_id seen on the same stream inside
+	// the dedup window is acknowledged again with the first sequence and
+	// duplicate=true, without a second delivery. Gated on
+	// events/<topic>/publish with the caller.
+	// Errors: INVALID_ARGUMENT (TOPIC_INVALID, SCHEMA_UNKNOWN, HEADER_INVALID,
+	// MSG_ID_INVALID, EVENT_TOO_LARGE), PERMISSION_DENIED (FORBIDDEN_*) /
+	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
+	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Subscribe streams an ack, then deliveries with a gapless per-subscription
 	// sequence, and lag notices instead of silent drops. Gated on
-	// events/<topic>/subscribe. Cancelling the stream unsubscribes.
-	// Errors: INVALID_ARGUMENT (PATTERN_INVALID, FILTER_INVALID),
-	// PERMISSION_DENIED / FAILED_PRECONDITION from the gate. Idempotent: no.
+	// events/<selector>/subscribe with the caller (an artifact prefix is
+	// written "<prefix>*"); a wildcard or prefix subscription is also gated
+	// per concrete topic, on events/<topic>/subscribe, before the first
+	// delivery of each topic, and refused topics are skipped and counted as
+	// denied. Cancelling the stream or Unsubscribe ends it (status OK after
+	// Unsubscribe); draining the node ends it with UNAVAILABLE SHUTTING_DOWN.
+	// Errors: INVALID_ARGUMENT (SELECTOR_MISSING, PATTERN_INVALID,
+	// ARTIFACT_INVALID, FILTER_INVALID, START_CONFLICT, START_AMBIGUOUS,
+	// QUEUE_TOO_LARGE), OUT_OF_RANGE (START_BEYOND_END), PERMISSION_DENIED /
+	// FAILED_PRECONDITION from the gate, RESOURCE_EXHAUSTED
+	// (SUBSCRIPTION_LIMIT), DATA_LOSS (STORE_CORRUPT) during replay,
+	// UNAVAILABLE (SHUTTING_DOWN). Idempotent: no.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
 	// Unsubscribe ends a subscription and its stream. Never gated, so a caller
-	// whose access was revoked can still tear down. Idempotent: yes (closed is
-	// false when it was already gone).
+	// whose access was revoked can still tear down; only the principal that
+	// subscribed (the caller, also across a mesh hop) may end it.
+	// Errors: INVALID_ARGUMENT (SUBSCRIPTION_ID_EMPTY), PERMISSION_DENIED
+	// (SUBSCRIPTION_NOT_OWNED). Idempotent: yes (closed is false when it was
+	// already gone).
 	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
-	// ListSubscriptions returns the live subscriptions with their counters.
-	// Idempotent: yes.
+	// ListSubscriptions returns the live subscriptions with their counters,
+	// sorted by id. Idempotent: yes.
 	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
 	mustEmbedUnimplementedEventsServiceServer()
 }

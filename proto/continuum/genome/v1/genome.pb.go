@@ -12,6 +12,7 @@ package genomev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -28,6 +29,8 @@ const (
 type Role int32
 
 const (
+	// No tier: a true cold miss (a page held by no tier, cut from its
+	// artifact) or a page dropped from every tier.
 	Role_ROLE_UNSPECIFIED Role = 0
 	Role_ROLE_FAST        Role = 1
 	Role_ROLE_WARM        Role = 2
@@ -87,6 +90,8 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 type PageKind int32
 
 const (
+	// In a request: the whole artifact, when expert_index, offset and length
+	// are all unset.
 	PageKind_PAGE_KIND_UNSPECIFIED PageKind = 0
 	// The whole artifact.
 	PageKind_PAGE_KIND_WHOLE PageKind = 1
@@ -145,9 +150,10 @@ type PageRef struct {
 	Kind  PageKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=continuum.genome.v1.PageKind" json:"kind,omitempty"`
 	// UUID of the artifact.
 	ArtifactId string `protobuf:"bytes,2,opt,name=artifact_id,json=artifactId,proto3" json:"artifact_id,omitempty"`
-	// For PAGE_KIND_EXPERT.
+	// For PAGE_KIND_EXPERT: which expert, from 0.
 	ExpertIndex uint32 `protobuf:"varint,3,opt,name=expert_index,json=expertIndex,proto3" json:"expert_index,omitempty"`
-	// For PAGE_KIND_BYTE_RANGE.
+	// For PAGE_KIND_BYTE_RANGE: the first byte and the number of bytes
+	// (at least one, within the artifact).
 	Offset        uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        uint64 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -222,7 +228,8 @@ func (x *PageRef) GetLength() uint64 {
 // PageFault reports a page that was not resident.
 type PageFault struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The role the page was found in; unspecified for a true cold miss.
+	// The role the page was found in; unspecified for a true cold miss (no
+	// tier held the page; it was cut from its artifact's home copy).
 	From          Role `protobuf:"varint,1,opt,name=from,proto3,enum=continuum.genome.v1.Role" json:"from,omitempty"`
 	To            Role `protobuf:"varint,2,opt,name=to,proto3,enum=continuum.genome.v1.Role" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -275,12 +282,16 @@ func (x *PageFault) GetTo() Role {
 
 // EvictionRecord reports a page pushed down the chain to make room.
 type EvictionRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Page          *PageRef               `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
-	PersonaId     string                 `protobuf:"bytes,2,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
-	From          Role                   `protobuf:"varint,3,opt,name=from,proto3,enum=continuum.genome.v1.Role" json:"from,omitempty"`
-	To            Role                   `protobuf:"varint,4,opt,name=to,proto3,enum=continuum.genome.v1.Role" json:"to,omitempty"`
-	Policy        string                 `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Page  *PageRef               `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// The persona the page was charged to in the tier it left.
+	PersonaId string `protobuf:"bytes,2,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
+	From      Role   `protobuf:"varint,3,opt,name=from,proto3,enum=continuum.genome.v1.Role" json:"from,omitempty"`
+	// Unspecified when the page was dropped (its bytes remain in the
+	// artifact's home copy).
+	To Role `protobuf:"varint,4,opt,name=to,proto3,enum=continuum.genome.v1.Role" json:"to,omitempty"`
+	// The policy of the tier it left, e.g. "w-tinylfu".
+	Policy        string `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,7 +368,7 @@ type ResidentPage struct {
 	Role      Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=continuum.genome.v1.Role" json:"role,omitempty"`
 	SizeBytes uint64                 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	Pinned    bool                   `protobuf:"varint,4,opt,name=pinned,proto3" json:"pinned,omitempty"`
-	// Opaque handle for the resident page.
+	// Opaque handle of this residency; it changes whenever the page moves.
 	Handle        string `protobuf:"bytes,5,opt,name=handle,proto3" json:"handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -428,6 +439,293 @@ func (x *ResidentPage) GetHandle() string {
 	return ""
 }
 
+// AccessDenied is the record of a refused access, the payload of
+// genome/working_set.access_denied events.
+type AccessDenied struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The persona named in the request.
+	Actor string `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The authenticated principal the call was made on behalf of.
+	Caller string `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	// The persona that owns the page.
+	Owner string   `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	Page  *PageRef `protobuf:"bytes,4,opt,name=page,proto3" json:"page,omitempty"`
+	// Why: PAGE_OWNED_BY_ANOTHER_PERSONA.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The operation refused: page-in, read-page, pin, unpin, page-out,
+	// prefetch.
+	Operation     string                 `protobuf:"bytes,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Node          string                 `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessDenied) Reset() {
+	*x = AccessDenied{}
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessDenied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessDenied) ProtoMessage() {}
+
+func (x *AccessDenied) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessDenied.ProtoReflect.Descriptor instead.
+func (*AccessDenied) Descriptor() ([]byte, []int) {
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AccessDenied) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AccessDenied) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *AccessDenied) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *AccessDenied) GetPage() *PageRef {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *AccessDenied) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AccessDenied) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AccessDenied) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AccessDenied) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// PageFaultEvent is the payload of genome/working_set.page_fault events.
+type PageFaultEvent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PersonaId string                 `protobuf:"bytes,1,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
+	Page      *PageRef               `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	From      Role                   `protobuf:"varint,3,opt,name=from,proto3,enum=continuum.genome.v1.Role" json:"from,omitempty"`
+	To        Role                   `protobuf:"varint,4,opt,name=to,proto3,enum=continuum.genome.v1.Role" json:"to,omitempty"`
+	SizeBytes uint64                 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// True when the fault was taken by a background prefetch.
+	Prefetch      bool                   `protobuf:"varint,6,opt,name=prefetch,proto3" json:"prefetch,omitempty"`
+	Caller        string                 `protobuf:"bytes,7,opt,name=caller,proto3" json:"caller,omitempty"`
+	Node          string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PageFaultEvent) Reset() {
+	*x = PageFaultEvent{}
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PageFaultEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PageFaultEvent) ProtoMessage() {}
+
+func (x *PageFaultEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PageFaultEvent.ProtoReflect.Descriptor instead.
+func (*PageFaultEvent) Descriptor() ([]byte, []int) {
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PageFaultEvent) GetPersonaId() string {
+	if x != nil {
+		return x.PersonaId
+	}
+	return ""
+}
+
+func (x *PageFaultEvent) GetPage() *PageRef {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *PageFaultEvent) GetFrom() Role {
+	if x != nil {
+		return x.From
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *PageFaultEvent) GetTo() Role {
+	if x != nil {
+		return x.To
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *PageFaultEvent) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *PageFaultEvent) GetPrefetch() bool {
+	if x != nil {
+		return x.Prefetch
+	}
+	return false
+}
+
+func (x *PageFaultEvent) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *PageFaultEvent) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PageFaultEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// EvictionEvent is the payload of genome/working_set.eviction events.
+type EvictionEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *EvictionRecord        `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	SizeBytes     uint64                 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvictionEvent) Reset() {
+	*x = EvictionEvent{}
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvictionEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvictionEvent) ProtoMessage() {}
+
+func (x *EvictionEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvictionEvent.ProtoReflect.Descriptor instead.
+func (*EvictionEvent) Descriptor() ([]byte, []int) {
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EvictionEvent) GetRecord() *EvictionRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *EvictionEvent) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *EvictionEvent) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *EvictionEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 type PutArtifactHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional name for humans.
@@ -436,14 +734,20 @@ type PutArtifactHeader struct {
 	Sha256    string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	SizeBytes uint64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// Number of experts, for mixture-of-experts artifacts (0 otherwise).
-	Experts       uint32 `protobuf:"varint,4,opt,name=experts,proto3" json:"experts,omitempty"`
+	// Without expert_offsets the artifact is split into equal parts (the last
+	// takes the remainder).
+	Experts uint32 `protobuf:"varint,4,opt,name=experts,proto3" json:"experts,omitempty"`
+	// Start offset of each expert, strictly increasing from 0 and below
+	// size_bytes; expert i spans up to the next start (the last to the end).
+	// When set, experts is 0 or its length.
+	ExpertOffsets []uint64 `protobuf:"varint,5,rep,packed,name=expert_offsets,json=expertOffsets,proto3" json:"expert_offsets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutArtifactHeader) Reset() {
 	*x = PutArtifactHeader{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[4]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +759,7 @@ func (x *PutArtifactHeader) String() string {
 func (*PutArtifactHeader) ProtoMessage() {}
 
 func (x *PutArtifactHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[4]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +772,7 @@ func (x *PutArtifactHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutArtifactHeader.ProtoReflect.Descriptor instead.
 func (*PutArtifactHeader) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{4}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PutArtifactHeader) GetName() string {
@@ -499,6 +803,13 @@ func (x *PutArtifactHeader) GetExperts() uint32 {
 	return 0
 }
 
+func (x *PutArtifactHeader) GetExpertOffsets() []uint64 {
+	if x != nil {
+		return x.ExpertOffsets
+	}
+	return nil
+}
+
 type PutArtifactRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Part:
@@ -512,7 +823,7 @@ type PutArtifactRequest struct {
 
 func (x *PutArtifactRequest) Reset() {
 	*x = PutArtifactRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[5]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +835,7 @@ func (x *PutArtifactRequest) String() string {
 func (*PutArtifactRequest) ProtoMessage() {}
 
 func (x *PutArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[5]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +848,7 @@ func (x *PutArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutArtifactRequest.ProtoReflect.Descriptor instead.
 func (*PutArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{5}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PutArtifactRequest) GetPart() isPutArtifactRequest_Part {
@@ -584,17 +895,21 @@ func (*PutArtifactRequest_Chunk) isPutArtifactRequest_Part() {}
 type PutArtifactResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// UUID derived from the content.
-	ArtifactId    string `protobuf:"bytes,1,opt,name=artifact_id,json=artifactId,proto3" json:"artifact_id,omitempty"`
-	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	SizeBytes     uint64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	Role          Role   `protobuf:"varint,4,opt,name=role,proto3,enum=continuum.genome.v1.Role" json:"role,omitempty"`
+	ArtifactId string `protobuf:"bytes,1,opt,name=artifact_id,json=artifactId,proto3" json:"artifact_id,omitempty"`
+	Sha256     string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	SizeBytes  uint64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The home tier the artifact lives in.
+	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=continuum.genome.v1.Role" json:"role,omitempty"`
+	// False when the same bytes were already stored.
+	Created       bool   `protobuf:"varint,5,opt,name=created,proto3" json:"created,omitempty"`
+	Experts       uint32 `protobuf:"varint,6,opt,name=experts,proto3" json:"experts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutArtifactResponse) Reset() {
 	*x = PutArtifactResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[6]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +921,7 @@ func (x *PutArtifactResponse) String() string {
 func (*PutArtifactResponse) ProtoMessage() {}
 
 func (x *PutArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[6]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +934,7 @@ func (x *PutArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutArtifactResponse.ProtoReflect.Descriptor instead.
 func (*PutArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{6}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PutArtifactResponse) GetArtifactId() string {
@@ -650,17 +965,32 @@ func (x *PutArtifactResponse) GetRole() Role {
 	return Role_ROLE_UNSPECIFIED
 }
 
+func (x *PutArtifactResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *PutArtifactResponse) GetExperts() uint32 {
+	if x != nil {
+		return x.Experts
+	}
+	return 0
+}
+
 type RegisterPersonaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PersonaId     string                 `protobuf:"bytes,1,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
-	CapacityBytes uint64                 `protobuf:"varint,2,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PersonaId string                 `protobuf:"bytes,1,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
+	// The working set's capacity in bytes (at least 1).
+	CapacityBytes uint64 `protobuf:"varint,2,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterPersonaRequest) Reset() {
 	*x = RegisterPersonaRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[7]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +1002,7 @@ func (x *RegisterPersonaRequest) String() string {
 func (*RegisterPersonaRequest) ProtoMessage() {}
 
 func (x *RegisterPersonaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[7]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +1015,7 @@ func (x *RegisterPersonaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPersonaRequest.ProtoReflect.Descriptor instead.
 func (*RegisterPersonaRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{7}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RegisterPersonaRequest) GetPersonaId() string {
@@ -703,15 +1033,16 @@ func (x *RegisterPersonaRequest) GetCapacityBytes() uint64 {
 }
 
 type RegisterPersonaResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Created       bool                   `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the persona existed (its capacity is updated).
+	Created       bool `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterPersonaResponse) Reset() {
 	*x = RegisterPersonaResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[8]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +1054,7 @@ func (x *RegisterPersonaResponse) String() string {
 func (*RegisterPersonaResponse) ProtoMessage() {}
 
 func (x *RegisterPersonaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[8]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +1067,7 @@ func (x *RegisterPersonaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPersonaResponse.ProtoReflect.Descriptor instead.
 func (*RegisterPersonaResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{8}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterPersonaResponse) GetCreated() bool {
@@ -756,7 +1087,7 @@ type RegisterPageOwnerRequest struct {
 
 func (x *RegisterPageOwnerRequest) Reset() {
 	*x = RegisterPageOwnerRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[9]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1099,7 @@ func (x *RegisterPageOwnerRequest) String() string {
 func (*RegisterPageOwnerRequest) ProtoMessage() {}
 
 func (x *RegisterPageOwnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[9]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1112,7 @@ func (x *RegisterPageOwnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPageOwnerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterPageOwnerRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{9}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegisterPageOwnerRequest) GetPage() *PageRef {
@@ -799,14 +1130,16 @@ func (x *RegisterPageOwnerRequest) GetOwnerPersonaId() string {
 }
 
 type RegisterPageOwnerResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the persona already owned the page.
+	Created       bool `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterPageOwnerResponse) Reset() {
 	*x = RegisterPageOwnerResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[10]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1151,7 @@ func (x *RegisterPageOwnerResponse) String() string {
 func (*RegisterPageOwnerResponse) ProtoMessage() {}
 
 func (x *RegisterPageOwnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[10]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1164,14 @@ func (x *RegisterPageOwnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPageOwnerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterPageOwnerResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{10}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RegisterPageOwnerResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
 }
 
 type PageInRequest struct {
@@ -844,7 +1184,7 @@ type PageInRequest struct {
 
 func (x *PageInRequest) Reset() {
 	*x = PageInRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[11]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1196,7 @@ func (x *PageInRequest) String() string {
 func (*PageInRequest) ProtoMessage() {}
 
 func (x *PageInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[11]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1209,7 @@ func (x *PageInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageInRequest.ProtoReflect.Descriptor instead.
 func (*PageInRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{11}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PageInRequest) GetPersonaId() string {
@@ -899,7 +1239,7 @@ type PageInResponse struct {
 
 func (x *PageInResponse) Reset() {
 	*x = PageInResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[12]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1251,7 @@ func (x *PageInResponse) String() string {
 func (*PageInResponse) ProtoMessage() {}
 
 func (x *PageInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[12]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1264,7 @@ func (x *PageInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageInResponse.ProtoReflect.Descriptor instead.
 func (*PageInResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{12}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PageInResponse) GetResident() *ResidentPage {
@@ -958,7 +1298,7 @@ type ReadPageRequest struct {
 
 func (x *ReadPageRequest) Reset() {
 	*x = ReadPageRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[13]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1310,7 @@ func (x *ReadPageRequest) String() string {
 func (*ReadPageRequest) ProtoMessage() {}
 
 func (x *ReadPageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[13]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1323,7 @@ func (x *ReadPageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPageRequest.ProtoReflect.Descriptor instead.
 func (*ReadPageRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{13}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadPageRequest) GetPersonaId() string {
@@ -1001,15 +1341,17 @@ func (x *ReadPageRequest) GetPage() *PageRef {
 }
 
 type ReadPageResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Chunk []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The page's size in bytes; set on the first message only.
+	TotalBytes    uint64 `protobuf:"varint,2,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadPageResponse) Reset() {
 	*x = ReadPageResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[14]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1363,7 @@ func (x *ReadPageResponse) String() string {
 func (*ReadPageResponse) ProtoMessage() {}
 
 func (x *ReadPageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[14]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1376,7 @@ func (x *ReadPageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPageResponse.ProtoReflect.Descriptor instead.
 func (*ReadPageResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{14}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadPageResponse) GetChunk() []byte {
@@ -1042,6 +1384,13 @@ func (x *ReadPageResponse) GetChunk() []byte {
 		return x.Chunk
 	}
 	return nil
+}
+
+func (x *ReadPageResponse) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
 }
 
 type PageOutRequest struct {
@@ -1055,7 +1404,7 @@ type PageOutRequest struct {
 
 func (x *PageOutRequest) Reset() {
 	*x = PageOutRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[15]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1416,7 @@ func (x *PageOutRequest) String() string {
 func (*PageOutRequest) ProtoMessage() {}
 
 func (x *PageOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[15]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1429,7 @@ func (x *PageOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageOutRequest.ProtoReflect.Descriptor instead.
 func (*PageOutRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{15}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PageOutRequest) GetPersonaId() string {
@@ -1111,13 +1460,15 @@ type PageOutResponse struct {
 	SkippedPinned bool `protobuf:"varint,2,opt,name=skipped_pinned,json=skippedPinned,proto3" json:"skipped_pinned,omitempty"`
 	From          Role `protobuf:"varint,3,opt,name=from,proto3,enum=continuum.genome.v1.Role" json:"from,omitempty"`
 	To            Role `protobuf:"varint,4,opt,name=to,proto3,enum=continuum.genome.v1.Role" json:"to,omitempty"`
+	// Pages the target tier evicted to make room.
+	Evictions     []*EvictionRecord `protobuf:"bytes,5,rep,name=evictions,proto3" json:"evictions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PageOutResponse) Reset() {
 	*x = PageOutResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[16]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1480,7 @@ func (x *PageOutResponse) String() string {
 func (*PageOutResponse) ProtoMessage() {}
 
 func (x *PageOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[16]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1493,7 @@ func (x *PageOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageOutResponse.ProtoReflect.Descriptor instead.
 func (*PageOutResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{16}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PageOutResponse) GetMoved() bool {
@@ -1173,6 +1524,13 @@ func (x *PageOutResponse) GetTo() Role {
 	return Role_ROLE_UNSPECIFIED
 }
 
+func (x *PageOutResponse) GetEvictions() []*EvictionRecord {
+	if x != nil {
+		return x.Evictions
+	}
+	return nil
+}
+
 type PinRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PersonaId     string                 `protobuf:"bytes,1,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
@@ -1183,7 +1541,7 @@ type PinRequest struct {
 
 func (x *PinRequest) Reset() {
 	*x = PinRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[17]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1553,7 @@ func (x *PinRequest) String() string {
 func (*PinRequest) ProtoMessage() {}
 
 func (x *PinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[17]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1566,7 @@ func (x *PinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinRequest.ProtoReflect.Descriptor instead.
 func (*PinRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{17}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PinRequest) GetPersonaId() string {
@@ -1227,13 +1585,14 @@ func (x *PinRequest) GetPage() *PageRef {
 
 type PinResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resident      *ResidentPage          `protobuf:"bytes,1,opt,name=resident,proto3" json:"resident,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PinResponse) Reset() {
 	*x = PinResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[18]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1604,7 @@ func (x *PinResponse) String() string {
 func (*PinResponse) ProtoMessage() {}
 
 func (x *PinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[18]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1617,14 @@ func (x *PinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinResponse.ProtoReflect.Descriptor instead.
 func (*PinResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{18}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PinResponse) GetResident() *ResidentPage {
+	if x != nil {
+		return x.Resident
+	}
+	return nil
 }
 
 type UnpinRequest struct {
@@ -1271,7 +1637,7 @@ type UnpinRequest struct {
 
 func (x *UnpinRequest) Reset() {
 	*x = UnpinRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[19]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1649,7 @@ func (x *UnpinRequest) String() string {
 func (*UnpinRequest) ProtoMessage() {}
 
 func (x *UnpinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[19]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1662,7 @@ func (x *UnpinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpinRequest.ProtoReflect.Descriptor instead.
 func (*UnpinRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{19}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UnpinRequest) GetPersonaId() string {
@@ -1314,14 +1680,16 @@ func (x *UnpinRequest) GetPage() *PageRef {
 }
 
 type UnpinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the persona held no pin on the page.
+	Unpinned      bool `protobuf:"varint,1,opt,name=unpinned,proto3" json:"unpinned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UnpinResponse) Reset() {
 	*x = UnpinResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[20]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1701,7 @@ func (x *UnpinResponse) String() string {
 func (*UnpinResponse) ProtoMessage() {}
 
 func (x *UnpinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[20]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1714,14 @@ func (x *UnpinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpinResponse.ProtoReflect.Descriptor instead.
 func (*UnpinResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{20}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UnpinResponse) GetUnpinned() bool {
+	if x != nil {
+		return x.Unpinned
+	}
+	return false
 }
 
 type WorkingSetRequest struct {
@@ -1358,7 +1733,7 @@ type WorkingSetRequest struct {
 
 func (x *WorkingSetRequest) Reset() {
 	*x = WorkingSetRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[21]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1745,7 @@ func (x *WorkingSetRequest) String() string {
 func (*WorkingSetRequest) ProtoMessage() {}
 
 func (x *WorkingSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[21]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1758,7 @@ func (x *WorkingSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingSetRequest.ProtoReflect.Descriptor instead.
 func (*WorkingSetRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{21}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WorkingSetRequest) GetPersonaId() string {
@@ -1398,14 +1773,15 @@ type WorkingSetResponse struct {
 	PersonaId     string                 `protobuf:"bytes,1,opt,name=persona_id,json=personaId,proto3" json:"persona_id,omitempty"`
 	CapacityBytes uint64                 `protobuf:"varint,2,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
 	UsedBytes     uint64                 `protobuf:"varint,3,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
-	Pages         []*ResidentPage        `protobuf:"bytes,4,rep,name=pages,proto3" json:"pages,omitempty"`
+	// Fastest tier first.
+	Pages         []*ResidentPage `protobuf:"bytes,4,rep,name=pages,proto3" json:"pages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkingSetResponse) Reset() {
 	*x = WorkingSetResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[22]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1793,7 @@ func (x *WorkingSetResponse) String() string {
 func (*WorkingSetResponse) ProtoMessage() {}
 
 func (x *WorkingSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[22]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1806,7 @@ func (x *WorkingSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingSetResponse.ProtoReflect.Descriptor instead.
 func (*WorkingSetResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{22}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkingSetResponse) GetPersonaId() string {
@@ -1469,7 +1845,7 @@ type TiersRequest struct {
 
 func (x *TiersRequest) Reset() {
 	*x = TiersRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[23]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1857,7 @@ func (x *TiersRequest) String() string {
 func (*TiersRequest) ProtoMessage() {}
 
 func (x *TiersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[23]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,27 +1870,36 @@ func (x *TiersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TiersRequest.ProtoReflect.Descriptor instead.
 func (*TiersRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{23}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{26}
 }
 
 // TierStatus is one tier's capacity and use.
 type TierStatus struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Role           Role                   `protobuf:"varint,1,opt,name=role,proto3,enum=continuum.genome.v1.Role" json:"role,omitempty"`
-	CapacityBytes  uint64                 `protobuf:"varint,2,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
-	UsedBytes      uint64                 `protobuf:"varint,3,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
-	AvailableBytes uint64                 `protobuf:"varint,4,opt,name=available_bytes,json=availableBytes,proto3" json:"available_bytes,omitempty"`
-	Utilization    float64                `protobuf:"fixed64,5,opt,name=utilization,proto3" json:"utilization,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          Role                   `protobuf:"varint,1,opt,name=role,proto3,enum=continuum.genome.v1.Role" json:"role,omitempty"`
+	CapacityBytes uint64                 `protobuf:"varint,2,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
+	UsedBytes     uint64                 `protobuf:"varint,3,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	// Capacity minus use, never below zero.
+	AvailableBytes uint64 `protobuf:"varint,4,opt,name=available_bytes,json=availableBytes,proto3" json:"available_bytes,omitempty"`
+	// Use over capacity, 0 for a tier of capacity 0.
+	Utilization float64 `protobuf:"fixed64,5,opt,name=utilization,proto3" json:"utilization,omitempty"`
 	// The eviction policy of the tier, e.g. "w-tinylfu".
-	Policy        string `protobuf:"bytes,6,opt,name=policy,proto3" json:"policy,omitempty"`
-	Pages         uint64 `protobuf:"varint,7,opt,name=pages,proto3" json:"pages,omitempty"`
+	Policy string `protobuf:"bytes,6,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Pages resident in the tier (for the home tier: artifacts stored).
+	Pages uint64 `protobuf:"varint,7,opt,name=pages,proto3" json:"pages,omitempty"`
+	// The lowest tier holds every artifact's durable copy and never evicts.
+	Home bool `protobuf:"varint,8,opt,name=home,proto3" json:"home,omitempty"`
+	// Pages this tier has evicted since start.
+	Evictions uint64 `protobuf:"varint,9,opt,name=evictions,proto3" json:"evictions,omitempty"`
+	// Page faults this tier has served as the target since start.
+	Faults        uint64 `protobuf:"varint,10,opt,name=faults,proto3" json:"faults,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TierStatus) Reset() {
 	*x = TierStatus{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[24]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1911,7 @@ func (x *TierStatus) String() string {
 func (*TierStatus) ProtoMessage() {}
 
 func (x *TierStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[24]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1924,7 @@ func (x *TierStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierStatus.ProtoReflect.Descriptor instead.
 func (*TierStatus) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{24}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TierStatus) GetRole() Role {
@@ -1591,6 +1976,27 @@ func (x *TierStatus) GetPages() uint64 {
 	return 0
 }
 
+func (x *TierStatus) GetHome() bool {
+	if x != nil {
+		return x.Home
+	}
+	return false
+}
+
+func (x *TierStatus) GetEvictions() uint64 {
+	if x != nil {
+		return x.Evictions
+	}
+	return 0
+}
+
+func (x *TierStatus) GetFaults() uint64 {
+	if x != nil {
+		return x.Faults
+	}
+	return 0
+}
+
 type TiersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tiers         []*TierStatus          `protobuf:"bytes,1,rep,name=tiers,proto3" json:"tiers,omitempty"`
@@ -1600,7 +2006,7 @@ type TiersResponse struct {
 
 func (x *TiersResponse) Reset() {
 	*x = TiersResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[25]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +2018,7 @@ func (x *TiersResponse) String() string {
 func (*TiersResponse) ProtoMessage() {}
 
 func (x *TiersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[25]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +2031,7 @@ func (x *TiersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TiersResponse.ProtoReflect.Descriptor instead.
 func (*TiersResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{25}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TiersResponse) GetTiers() []*TierStatus {
@@ -1645,7 +2051,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[26]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +2063,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[26]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +2076,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{26}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PrefetchRequest) GetPersonaId() string {
@@ -1688,15 +2094,20 @@ func (x *PrefetchRequest) GetPages() []*PageRef {
 }
 
 type PrefetchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Accepted      uint32                 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pages queued for a background page-in.
+	Accepted uint32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Pages already resident in the persona's working set.
+	AlreadyResident uint32 `protobuf:"varint,2,opt,name=already_resident,json=alreadyResident,proto3" json:"already_resident,omitempty"`
+	// Pages not queued because the prefetch queue was full.
+	Rejected      uint32 `protobuf:"varint,3,opt,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[27]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +2119,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_genome_v1_genome_proto_msgTypes[27]
+	mi := &file_continuum_genome_v1_genome_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +2132,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{27}
+	return file_continuum_genome_v1_genome_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PrefetchResponse) GetAccepted() uint32 {
@@ -1731,11 +2142,25 @@ func (x *PrefetchResponse) GetAccepted() uint32 {
 	return 0
 }
 
+func (x *PrefetchResponse) GetAlreadyResident() uint32 {
+	if x != nil {
+		return x.AlreadyResident
+	}
+	return 0
+}
+
+func (x *PrefetchResponse) GetRejected() uint32 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
 var File_continuum_genome_v1_genome_proto protoreflect.FileDescriptor
 
 const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\n" +
-	" continuum/genome/v1/genome.proto\x12\x13continuum.genome.v1\"\xb0\x01\n" +
+	" continuum/genome/v1/genome.proto\x12\x13continuum.genome.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n" +
 	"\aPageRef\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.continuum.genome.v1.PageKindR\x04kind\x12\x1f\n" +
 	"\vartifact_id\x18\x02 \x01(\tR\n" +
@@ -1759,24 +2184,54 @@ const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\x03 \x01(\x04R\tsizeBytes\x12\x16\n" +
 	"\x06pinned\x18\x04 \x01(\bR\x06pinned\x12\x16\n" +
-	"\x06handle\x18\x05 \x01(\tR\x06handle\"x\n" +
+	"\x06handle\x18\x05 \x01(\tR\x06handle\"\xfa\x01\n" +
+	"\fAccessDenied\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06caller\x18\x02 \x01(\tR\x06caller\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x120\n" +
+	"\x04page\x18\x04 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\tR\toperation\x12\x12\n" +
+	"\x04node\x18\a \x01(\tR\x04node\x12*\n" +
+	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xce\x02\n" +
+	"\x0ePageFaultEvent\x12\x1d\n" +
+	"\n" +
+	"persona_id\x18\x01 \x01(\tR\tpersonaId\x120\n" +
+	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\x12-\n" +
+	"\x04from\x18\x03 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x04from\x12)\n" +
+	"\x02to\x18\x04 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x02to\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x04R\tsizeBytes\x12\x1a\n" +
+	"\bprefetch\x18\x06 \x01(\bR\bprefetch\x12\x16\n" +
+	"\x06caller\x18\a \x01(\tR\x06caller\x12\x12\n" +
+	"\x04node\x18\b \x01(\tR\x04node\x12*\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xab\x01\n" +
+	"\rEvictionEvent\x12;\n" +
+	"\x06record\x18\x01 \x01(\v2#.continuum.genome.v1.EvictionRecordR\x06record\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x02 \x01(\x04R\tsizeBytes\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x9f\x01\n" +
 	"\x11PutArtifactHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x03 \x01(\x04R\tsizeBytes\x12\x18\n" +
-	"\aexperts\x18\x04 \x01(\rR\aexperts\"v\n" +
+	"\aexperts\x18\x04 \x01(\rR\aexperts\x12%\n" +
+	"\x0eexpert_offsets\x18\x05 \x03(\x04R\rexpertOffsets\"v\n" +
 	"\x12PutArtifactRequest\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.continuum.genome.v1.PutArtifactHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
-	"\x04part\"\x9c\x01\n" +
+	"\x04part\"\xd0\x01\n" +
 	"\x13PutArtifactResponse\x12\x1f\n" +
 	"\vartifact_id\x18\x01 \x01(\tR\n" +
 	"artifactId\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x03 \x01(\x04R\tsizeBytes\x12-\n" +
-	"\x04role\x18\x04 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x04role\"^\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x04role\x12\x18\n" +
+	"\acreated\x18\x05 \x01(\bR\acreated\x12\x18\n" +
+	"\aexperts\x18\x06 \x01(\rR\aexperts\"^\n" +
 	"\x16RegisterPersonaRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x12%\n" +
@@ -1785,8 +2240,9 @@ const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\acreated\x18\x01 \x01(\bR\acreated\"v\n" +
 	"\x18RegisterPageOwnerRequest\x120\n" +
 	"\x04page\x18\x01 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\x12(\n" +
-	"\x10owner_persona_id\x18\x02 \x01(\tR\x0eownerPersonaId\"\x1b\n" +
-	"\x19RegisterPageOwnerResponse\"`\n" +
+	"\x10owner_persona_id\x18\x02 \x01(\tR\x0eownerPersonaId\"5\n" +
+	"\x19RegisterPageOwnerResponse\x12\x18\n" +
+	"\acreated\x18\x01 \x01(\bR\acreated\"`\n" +
 	"\rPageInRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x120\n" +
@@ -1798,30 +2254,35 @@ const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\x0fReadPageRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x120\n" +
-	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\"(\n" +
+	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\"I\n" +
 	"\x10ReadPageResponse\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"\x94\x01\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1f\n" +
+	"\vtotal_bytes\x18\x02 \x01(\x04R\n" +
+	"totalBytes\"\x94\x01\n" +
 	"\x0ePageOutRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x120\n" +
 	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\x121\n" +
-	"\x06target\x18\x03 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x06target\"\xa8\x01\n" +
+	"\x06target\x18\x03 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x06target\"\xeb\x01\n" +
 	"\x0fPageOutResponse\x12\x14\n" +
 	"\x05moved\x18\x01 \x01(\bR\x05moved\x12%\n" +
 	"\x0eskipped_pinned\x18\x02 \x01(\bR\rskippedPinned\x12-\n" +
 	"\x04from\x18\x03 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x04from\x12)\n" +
-	"\x02to\x18\x04 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x02to\"]\n" +
+	"\x02to\x18\x04 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x02to\x12A\n" +
+	"\tevictions\x18\x05 \x03(\v2#.continuum.genome.v1.EvictionRecordR\tevictions\"]\n" +
 	"\n" +
 	"PinRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x120\n" +
-	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\"\r\n" +
-	"\vPinResponse\"_\n" +
+	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\"L\n" +
+	"\vPinResponse\x12=\n" +
+	"\bresident\x18\x01 \x01(\v2!.continuum.genome.v1.ResidentPageR\bresident\"_\n" +
 	"\fUnpinRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x120\n" +
-	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\"\x0f\n" +
-	"\rUnpinResponse\"2\n" +
+	"\x04page\x18\x02 \x01(\v2\x1c.continuum.genome.v1.PageRefR\x04page\"+\n" +
+	"\rUnpinResponse\x12\x1a\n" +
+	"\bunpinned\x18\x01 \x01(\bR\bunpinned\"2\n" +
 	"\x11WorkingSetRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\"\xb2\x01\n" +
@@ -1832,7 +2293,7 @@ const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\n" +
 	"used_bytes\x18\x03 \x01(\x04R\tusedBytes\x127\n" +
 	"\x05pages\x18\x04 \x03(\v2!.continuum.genome.v1.ResidentPageR\x05pages\"\x0e\n" +
-	"\fTiersRequest\"\xfa\x01\n" +
+	"\fTiersRequest\"\xc4\x02\n" +
 	"\n" +
 	"TierStatus\x12-\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x19.continuum.genome.v1.RoleR\x04role\x12%\n" +
@@ -1842,15 +2303,21 @@ const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\x0favailable_bytes\x18\x04 \x01(\x04R\x0eavailableBytes\x12 \n" +
 	"\vutilization\x18\x05 \x01(\x01R\vutilization\x12\x16\n" +
 	"\x06policy\x18\x06 \x01(\tR\x06policy\x12\x14\n" +
-	"\x05pages\x18\a \x01(\x04R\x05pages\"F\n" +
+	"\x05pages\x18\a \x01(\x04R\x05pages\x12\x12\n" +
+	"\x04home\x18\b \x01(\bR\x04home\x12\x1c\n" +
+	"\tevictions\x18\t \x01(\x04R\tevictions\x12\x16\n" +
+	"\x06faults\x18\n" +
+	" \x01(\x04R\x06faults\"F\n" +
 	"\rTiersResponse\x125\n" +
 	"\x05tiers\x18\x01 \x03(\v2\x1f.continuum.genome.v1.TierStatusR\x05tiers\"d\n" +
 	"\x0fPrefetchRequest\x12\x1d\n" +
 	"\n" +
 	"persona_id\x18\x01 \x01(\tR\tpersonaId\x122\n" +
-	"\x05pages\x18\x02 \x03(\v2\x1c.continuum.genome.v1.PageRefR\x05pages\".\n" +
+	"\x05pages\x18\x02 \x03(\v2\x1c.continuum.genome.v1.PageRefR\x05pages\"u\n" +
 	"\x10PrefetchResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\rR\baccepted*j\n" +
+	"\baccepted\x18\x01 \x01(\rR\baccepted\x12)\n" +
+	"\x10already_resident\x18\x02 \x01(\rR\x0falreadyResident\x12\x1a\n" +
+	"\brejected\x18\x03 \x01(\rR\brejected*j\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_FAST\x10\x01\x12\r\n" +
@@ -1891,7 +2358,7 @@ func file_continuum_genome_v1_genome_proto_rawDescGZIP() []byte {
 }
 
 var file_continuum_genome_v1_genome_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_continuum_genome_v1_genome_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_continuum_genome_v1_genome_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_continuum_genome_v1_genome_proto_goTypes = []any{
 	(Role)(0),                         // 0: continuum.genome.v1.Role
 	(PageKind)(0),                     // 1: continuum.genome.v1.PageKind
@@ -1899,30 +2366,34 @@ var file_continuum_genome_v1_genome_proto_goTypes = []any{
 	(*PageFault)(nil),                 // 3: continuum.genome.v1.PageFault
 	(*EvictionRecord)(nil),            // 4: continuum.genome.v1.EvictionRecord
 	(*ResidentPage)(nil),              // 5: continuum.genome.v1.ResidentPage
-	(*PutArtifactHeader)(nil),         // 6: continuum.genome.v1.PutArtifactHeader
-	(*PutArtifactRequest)(nil),        // 7: continuum.genome.v1.PutArtifactRequest
-	(*PutArtifactResponse)(nil),       // 8: continuum.genome.v1.PutArtifactResponse
-	(*RegisterPersonaRequest)(nil),    // 9: continuum.genome.v1.RegisterPersonaRequest
-	(*RegisterPersonaResponse)(nil),   // 10: continuum.genome.v1.RegisterPersonaResponse
-	(*RegisterPageOwnerRequest)(nil),  // 11: continuum.genome.v1.RegisterPageOwnerRequest
-	(*RegisterPageOwnerResponse)(nil), // 12: continuum.genome.v1.RegisterPageOwnerResponse
-	(*PageInRequest)(nil),             // 13: continuum.genome.v1.PageInRequest
-	(*PageInResponse)(nil),            // 14: continuum.genome.v1.PageInResponse
-	(*ReadPageRequest)(nil),           // 15: continuum.genome.v1.ReadPageRequest
-	(*ReadPageResponse)(nil),          // 16: continuum.genome.v1.ReadPageResponse
-	(*PageOutRequest)(nil),            // 17: continuum.genome.v1.PageOutRequest
-	(*PageOutResponse)(nil),           // 18: continuum.genome.v1.PageOutResponse
-	(*PinRequest)(nil),                // 19: continuum.genome.v1.PinRequest
-	(*PinResponse)(nil),               // 20: continuum.genome.v1.PinResponse
-	(*UnpinRequest)(nil),              // 21: continuum.genome.v1.UnpinRequest
-	(*UnpinResponse)(nil),             // 22: continuum.genome.v1.UnpinResponse
-	(*WorkingSetRequest)(nil),         // 23: continuum.genome.v1.WorkingSetRequest
-	(*WorkingSetResponse)(nil),        // 24: continuum.genome.v1.WorkingSetResponse
-	(*TiersRequest)(nil),              // 25: continuum.genome.v1.TiersRequest
-	(*TierStatus)(nil),                // 26: continuum.genome.v1.TierStatus
-	(*TiersResponse)(nil),             // 27: continuum.genome.v1.TiersResponse
-	(*PrefetchRequest)(nil),           // 28: continuum.genome.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),          // 29: continuum.genome.v1.PrefetchResponse
+	(*AccessDenied)(nil),              // 6: continuum.genome.v1.AccessDenied
+	(*PageFaultEvent)(nil),            // 7: continuum.genome.v1.PageFaultEvent
+	(*EvictionEvent)(nil),             // 8: continuum.genome.v1.EvictionEvent
+	(*PutArtifactHeader)(nil),         // 9: continuum.genome.v1.PutArtifactHeader
+	(*PutArtifactRequest)(nil),        // 10: continuum.genome.v1.PutArtifactRequest
+	(*PutArtifactResponse)(nil),       // 11: continuum.genome.v1.PutArtifactResponse
+	(*RegisterPersonaRequest)(nil),    // 12: continuum.genome.v1.RegisterPersonaRequest
+	(*RegisterPersonaResponse)(nil),   // 13: continuum.genome.v1.RegisterPersonaResponse
+	(*RegisterPageOwnerRequest)(nil),  // 14: continuum.genome.v1.RegisterPageOwnerRequest
+	(*RegisterPageOwnerResponse)(nil), // 15: continuum.genome.v1.RegisterPageOwnerResponse
+	(*PageInRequest)(nil),             // 16: continuum.genome.v1.PageInRequest
+	(*PageInResponse)(nil),            // 17: continuum.genome.v1.PageInResponse
+	(*ReadPageRequest)(nil),           // 18: continuum.genome.v1.ReadPageRequest
+	(*ReadPageResponse)(nil),          // 19: continuum.genome.v1.ReadPageResponse
+	(*PageOutRequest)(nil),            // 20: continuum.genome.v1.PageOutRequest
+	(*PageOutResponse)(nil),           // 21: continuum.genome.v1.PageOutResponse
+	(*PinRequest)(nil),                // 22: continuum.genome.v1.PinRequest
+	(*PinResponse)(nil),               // 23: continuum.genome.v1.PinResponse
+	(*UnpinRequest)(nil),              // 24: continuum.genome.v1.UnpinRequest
+	(*UnpinResponse)(nil),             // 25: continuum.genome.v1.UnpinResponse
+	(*WorkingSetRequest)(nil),         // 26: continuum.genome.v1.WorkingSetRequest
+	(*WorkingSetResponse)(nil),        // 27: continuum.genome.v1.WorkingSetResponse
+	(*TiersRequest)(nil),              // 28: continuum.genome.v1.TiersRequest
+	(*TierStatus)(nil),                // 29: continuum.genome.v1.TierStatus
+	(*TiersResponse)(nil),             // 30: continuum.genome.v1.TiersResponse
+	(*PrefetchRequest)(nil),           // 31: continuum.genome.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),          // 32: continuum.genome.v1.PrefetchResponse
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
 }
 var file_continuum_genome_v1_genome_proto_depIdxs = []int32{
 	1,  // 0: continuum.genome.v1.PageRef.kind:type_name -> continuum.genome.v1.PageKind
@@ -1933,51 +2404,61 @@ var file_continuum_genome_v1_genome_proto_depIdxs = []int32{
 	0,  // 5: continuum.genome.v1.EvictionRecord.to:type_name -> continuum.genome.v1.Role
 	2,  // 6: continuum.genome.v1.ResidentPage.page:type_name -> continuum.genome.v1.PageRef
 	0,  // 7: continuum.genome.v1.ResidentPage.role:type_name -> continuum.genome.v1.Role
-	6,  // 8: continuum.genome.v1.PutArtifactRequest.header:type_name -> continuum.genome.v1.PutArtifactHeader
-	0,  // 9: continuum.genome.v1.PutArtifactResponse.role:type_name -> continuum.genome.v1.Role
-	2,  // 10: continuum.genome.v1.RegisterPageOwnerRequest.page:type_name -> continuum.genome.v1.PageRef
-	2,  // 11: continuum.genome.v1.PageInRequest.page:type_name -> continuum.genome.v1.PageRef
-	5,  // 12: continuum.genome.v1.PageInResponse.resident:type_name -> continuum.genome.v1.ResidentPage
-	3,  // 13: continuum.genome.v1.PageInResponse.fault:type_name -> continuum.genome.v1.PageFault
-	4,  // 14: continuum.genome.v1.PageInResponse.evictions:type_name -> continuum.genome.v1.EvictionRecord
-	2,  // 15: continuum.genome.v1.ReadPageRequest.page:type_name -> continuum.genome.v1.PageRef
-	2,  // 16: continuum.genome.v1.PageOutRequest.page:type_name -> continuum.genome.v1.PageRef
-	0,  // 17: continuum.genome.v1.PageOutRequest.target:type_name -> continuum.genome.v1.Role
-	0,  // 18: continuum.genome.v1.PageOutResponse.from:type_name -> continuum.genome.v1.Role
-	0,  // 19: continuum.genome.v1.PageOutResponse.to:type_name -> continuum.genome.v1.Role
-	2,  // 20: continuum.genome.v1.PinRequest.page:type_name -> continuum.genome.v1.PageRef
-	2,  // 21: continuum.genome.v1.UnpinRequest.page:type_name -> continuum.genome.v1.PageRef
-	5,  // 22: continuum.genome.v1.WorkingSetResponse.pages:type_name -> continuum.genome.v1.ResidentPage
-	0,  // 23: continuum.genome.v1.TierStatus.role:type_name -> continuum.genome.v1.Role
-	26, // 24: continuum.genome.v1.TiersResponse.tiers:type_name -> continuum.genome.v1.TierStatus
-	2,  // 25: continuum.genome.v1.PrefetchRequest.pages:type_name -> continuum.genome.v1.PageRef
-	7,  // 26: continuum.genome.v1.GenomeService.PutArtifact:input_type -> continuum.genome.v1.PutArtifactRequest
-	9,  // 27: continuum.genome.v1.GenomeService.RegisterPersona:input_type -> continuum.genome.v1.RegisterPersonaRequest
-	11, // 28: continuum.genome.v1.GenomeService.RegisterPageOwner:input_type -> continuum.genome.v1.RegisterPageOwnerRequest
-	13, // 29: continuum.genome.v1.GenomeService.PageIn:input_type -> continuum.genome.v1.PageInRequest
-	15, // 30: continuum.genome.v1.GenomeService.ReadPage:input_type -> continuum.genome.v1.ReadPageRequest
-	17, // 31: continuum.genome.v1.GenomeService.PageOut:input_type -> continuum.genome.v1.PageOutRequest
-	19, // 32: continuum.genome.v1.GenomeService.Pin:input_type -> continuum.genome.v1.PinRequest
-	21, // 33: continuum.genome.v1.GenomeService.Unpin:input_type -> continuum.genome.v1.UnpinRequest
-	23, // 34: continuum.genome.v1.GenomeService.WorkingSet:input_type -> continuum.genome.v1.WorkingSetRequest
-	25, // 35: continuum.genome.v1.GenomeService.Tiers:input_type -> continuum.genome.v1.TiersRequest
-	28, // 36: continuum.genome.v1.GenomeService.Prefetch:input_type -> continuum.genome.v1.PrefetchRequest
-	8,  // 37: continuum.genome.v1.GenomeService.PutArtifact:output_type -> continuum.genome.v1.PutArtifactResponse
-	10, // 38: continuum.genome.v1.GenomeService.RegisterPersona:output_type -> continuum.genome.v1.RegisterPersonaResponse
-	12, // 39: continuum.genome.v1.GenomeService.RegisterPageOwner:output_type -> continuum.genome.v1.RegisterPageOwnerResponse
-	14, // 40: continuum.genome.v1.GenomeService.PageIn:output_type -> continuum.genome.v1.PageInResponse
-	16, // 41: continuum.genome.v1.GenomeService.ReadPage:output_type -> continuum.genome.v1.ReadPageResponse
-	18, // 42: continuum.genome.v1.GenomeService.PageOut:output_type -> continuum.genome.v1.PageOutResponse
-	20, // 43: continuum.genome.v1.GenomeService.Pin:output_type -> continuum.genome.v1.PinResponse
-	22, // 44: continuum.genome.v1.GenomeService.Unpin:output_type -> continuum.genome.v1.UnpinResponse
-	24, // 45: continuum.genome.v1.GenomeService.WorkingSet:output_type -> continuum.genome.v1.WorkingSetResponse
-	27, // 46: continuum.genome.v1.GenomeService.Tiers:output_type -> continuum.genome.v1.TiersResponse
-	29, // 47: continuum.genome.v1.GenomeService.Prefetch:output_type -> continuum.genome.v1.PrefetchResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	2,  // 8: continuum.genome.v1.AccessDenied.page:type_name -> continuum.genome.v1.PageRef
+	33, // 9: continuum.genome.v1.AccessDenied.at:type_name -> google.protobuf.Timestamp
+	2,  // 10: continuum.genome.v1.PageFaultEvent.page:type_name -> continuum.genome.v1.PageRef
+	0,  // 11: continuum.genome.v1.PageFaultEvent.from:type_name -> continuum.genome.v1.Role
+	0,  // 12: continuum.genome.v1.PageFaultEvent.to:type_name -> continuum.genome.v1.Role
+	33, // 13: continuum.genome.v1.PageFaultEvent.at:type_name -> google.protobuf.Timestamp
+	4,  // 14: continuum.genome.v1.EvictionEvent.record:type_name -> continuum.genome.v1.EvictionRecord
+	33, // 15: continuum.genome.v1.EvictionEvent.at:type_name -> google.protobuf.Timestamp
+	9,  // 16: continuum.genome.v1.PutArtifactRequest.header:type_name -> continuum.genome.v1.PutArtifactHeader
+	0,  // 17: continuum.genome.v1.PutArtifactResponse.role:type_name -> continuum.genome.v1.Role
+	2,  // 18: continuum.genome.v1.RegisterPageOwnerRequest.page:type_name -> continuum.genome.v1.PageRef
+	2,  // 19: continuum.genome.v1.PageInRequest.page:type_name -> continuum.genome.v1.PageRef
+	5,  // 20: continuum.genome.v1.PageInResponse.resident:type_name -> continuum.genome.v1.ResidentPage
+	3,  // 21: continuum.genome.v1.PageInResponse.fault:type_name -> continuum.genome.v1.PageFault
+	4,  // 22: continuum.genome.v1.PageInResponse.evictions:type_name -> continuum.genome.v1.EvictionRecord
+	2,  // 23: continuum.genome.v1.ReadPageRequest.page:type_name -> continuum.genome.v1.PageRef
+	2,  // 24: continuum.genome.v1.PageOutRequest.page:type_name -> continuum.genome.v1.PageRef
+	0,  // 25: continuum.genome.v1.PageOutRequest.target:type_name -> continuum.genome.v1.Role
+	0,  // 26: continuum.genome.v1.PageOutResponse.from:type_name -> continuum.genome.v1.Role
+	0,  // 27: continuum.genome.v1.PageOutResponse.to:type_name -> continuum.genome.v1.Role
+	4,  // 28: continuum.genome.v1.PageOutResponse.evictions:type_name -> continuum.genome.v1.EvictionRecord
+	2,  // 29: continuum.genome.v1.PinRequest.page:type_name -> continuum.genome.v1.PageRef
+	5,  // 30: continuum.genome.v1.PinResponse.resident:type_name -> continuum.genome.v1.ResidentPage
+	2,  // 31: continuum.genome.v1.UnpinRequest.page:type_name -> continuum.genome.v1.PageRef
+	5,  // 32: continuum.genome.v1.WorkingSetResponse.pages:type_name -> continuum.genome.v1.ResidentPage
+	0,  // 33: continuum.genome.v1.TierStatus.role:type_name -> continuum.genome.v1.Role
+	29, // 34: continuum.genome.v1.TiersResponse.tiers:type_name -> continuum.genome.v1.TierStatus
+	2,  // 35: continuum.genome.v1.PrefetchRequest.pages:type_name -> continuum.genome.v1.PageRef
+	10, // 36: continuum.genome.v1.GenomeService.PutArtifact:input_type -> continuum.genome.v1.PutArtifactRequest
+	12, // 37: continuum.genome.v1.GenomeService.RegisterPersona:input_type -> continuum.genome.v1.RegisterPersonaRequest
+	14, // 38: continuum.genome.v1.GenomeService.RegisterPageOwner:input_type -> continuum.genome.v1.RegisterPageOwnerRequest
+	16, // 39: continuum.genome.v1.GenomeService.PageIn:input_type -> continuum.genome.v1.PageInRequest
+	18, // 40: continuum.genome.v1.GenomeService.ReadPage:input_type -> continuum.genome.v1.ReadPageRequest
+	20, // 41: continuum.genome.v1.GenomeService.PageOut:input_type -> continuum.genome.v1.PageOutRequest
+	22, // 42: continuum.genome.v1.GenomeService.Pin:input_type -> continuum.genome.v1.PinRequest
+	24, // 43: continuum.genome.v1.GenomeService.Unpin:input_type -> continuum.genome.v1.UnpinRequest
+	26, // 44: continuum.genome.v1.GenomeService.WorkingSet:input_type -> continuum.genome.v1.WorkingSetRequest
+	28, // 45: continuum.genome.v1.GenomeService.Tiers:input_type -> continuum.genome.v1.TiersRequest
+	31, // 46: continuum.genome.v1.GenomeService.Prefetch:input_type -> continuum.genome.v1.PrefetchRequest
+	11, // 47: continuum.genome.v1.GenomeService.PutArtifact:output_type -> continuum.genome.v1.PutArtifactResponse
+	13, // 48: continuum.genome.v1.GenomeService.RegisterPersona:output_type -> continuum.genome.v1.RegisterPersonaResponse
+	15, // 49: continuum.genome.v1.GenomeService.RegisterPageOwner:output_type -> continuum.genome.v1.RegisterPageOwnerResponse
+	17, // 50: continuum.genome.v1.GenomeService.PageIn:output_type -> continuum.genome.v1.PageInResponse
+	19, // 51: continuum.genome.v1.GenomeService.ReadPage:output_type -> continuum.genome.v1.ReadPageResponse
+	21, // 52: continuum.genome.v1.GenomeService.PageOut:output_type -> continuum.genome.v1.PageOutResponse
+	23, // 53: continuum.genome.v1.GenomeService.Pin:output_type -> continuum.genome.v1.PinResponse
+	25, // 54: continuum.genome.v1.GenomeService.Unpin:output_type -> continuum.genome.v1.UnpinResponse
+	27, // 55: continuum.genome.v1.GenomeService.WorkingSet:output_type -> continuum.genome.v1.WorkingSetResponse
+	30, // 56: continuum.genome.v1.GenomeService.Tiers:output_type -> continuum.genome.v1.TiersResponse
+	32, // 57: continuum.genome.v1.GenomeService.Prefetch:output_type -> continuum.genome.v1.PrefetchResponse
+	47, // [47:58] is the sub-list for method output_type
+	36, // [36:47] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_continuum_genome_v1_genome_proto_init() }
@@ -1985,7 +2466,7 @@ func file_continuum_genome_v1_genome_proto_init() {
 	if File_continuum_genome_v1_genome_proto != nil {
 		return
 	}
-	file_continuum_genome_v1_genome_proto_msgTypes[5].OneofWrappers = []any{
+	file_continuum_genome_v1_genome_proto_msgTypes[8].OneofWrappers = []any{
 		(*PutArtifactRequest_Header)(nil),
 		(*PutArtifactRequest_Chunk)(nil),
 	}
@@ -1995,7 +2476,7 @@ func file_continuum_genome_v1_genome_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_continuum_genome_v1_genome_proto_rawDesc), len(file_continuum_genome_v1_genome_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

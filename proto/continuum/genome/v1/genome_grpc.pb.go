@@ -41,46 +41,83 @@ const (
 //
 // GenomeService keeps each persona's working set resident in the fastest
 // tier with room and pages the rest down the tier chain.
+//
+// Every id is a UUID in its canonical 8-4-4-4-12 form. Every call that
+// names a persona checks that the page is not owned by another persona;
+// such a call fails with PERMISSION_DENIED (PAGE_ACCESS_DENIED, metadata
+// actor, owner, caller, page) and the denial is published on
+// genome/working_set.access_denied.
 type GenomeServiceClient interface {
 	// PutArtifact uploads an artifact as a stream: a header, then chunks. The
-	// artifact is content-addressed, its checksum verified, and it lands in
-	// the lowest tier. Errors: INVALID_ARGUMENT (CHECKSUM_MISMATCH,
-	// HEADER_MISSING, SIZE_MISMATCH), RESOURCE_EXHAUSTED (TIER_FULL).
-	// Idempotent: yes (the same bytes give the same artifact id).
+	// artifact is content-addressed (its id is a UUIDv5 of its SHA-256), its
+	// size and checksum are verified when the stream ends, and it lands in the
+	// lowest tier of the chain (the home tier), which never evicts it.
+	// Errors: INVALID_ARGUMENT (HEADER_MISSING, HEADER_INVALID,
+	// CHECKSUM_MISMATCH, SIZE_MISMATCH, EXPERTS_INVALID), RESOURCE_EXHAUSTED
+	// (TIER_FULL). Idempotent: yes (the same bytes give the same artifact id;
+	// created is false the second time).
 	PutArtifact(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutArtifactRequest, PutArtifactResponse], error)
-	// RegisterPersona creates a persona's working set with a byte capacity.
-	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID). Idempotent: yes.
+	// RegisterPersona creates a persona's working set with a byte capacity,
+	// or changes the capacity of an existing one.
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID, CAPACITY_INVALID).
+	// Idempotent: yes.
 	RegisterPersona(ctx context.Context, in *RegisterPersonaRequest, opts ...grpc.CallOption) (*RegisterPersonaResponse, error)
-	// RegisterPageOwner makes a persona the owner of a page; others are denied.
-	// Errors: NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN), ALREADY_EXISTS
-	// (PAGE_OWNED). Idempotent: yes for the same owner.
+	// RegisterPageOwner makes a persona the owner of a page: every other
+	// persona is denied access to the page and to any page whose bytes
+	// overlap it (owning the whole artifact owns all of its pages).
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID, ARTIFACT_ID_INVALID,
+	// PAGE_REF_INVALID), NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN),
+	// ALREADY_EXISTS (PAGE_OWNED: another persona owns an overlapping page).
+	// Idempotent: yes for the same owner.
 	RegisterPageOwner(ctx context.Context, in *RegisterPageOwnerRequest, opts ...grpc.CallOption) (*RegisterPageOwnerResponse, error)
-	// PageIn makes a page resident for a persona, faulting it up the tier
-	// chain when needed. Errors: NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN),
+	// PageIn makes a page resident in the persona's working set, in the
+	// fastest tier big enough for it. A resident page returns at once;
+	// otherwise the chain is walked top-down, the page is promoted and the
+	// fault (from role, to role) is reported; victims are demoted down the
+	// chain by each tier's policy. Concurrent page-ins of one page load it
+	// once.
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID, ARTIFACT_ID_INVALID,
+	// PAGE_REF_INVALID), NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN),
 	// PERMISSION_DENIED (PAGE_ACCESS_DENIED), RESOURCE_EXHAUSTED
-	// (NO_EVICTION_CANDIDATE, WORKING_SET_FULL). Idempotent: yes.
+	// (NO_EVICTION_CANDIDATE, WORKING_SET_FULL), FAILED_PRECONDITION
+	// (ROLE_NOT_CONFIGURED), DATA_LOSS (ARTIFACT_DATA_LOST).
+	// Idempotent: yes.
 	PageIn(ctx context.Context, in *PageInRequest, opts ...grpc.CallOption) (*PageInResponse, error)
-	// ReadPage streams the bytes of a resident page.
-	// Errors: FAILED_PRECONDITION (PAGE_NOT_RESIDENT), PERMISSION_DENIED.
+	// ReadPage streams the bytes of a page resident in the persona's working
+	// set; the first message carries the total size.
+	// Errors: INVALID_ARGUMENT (as PageIn), NOT_FOUND (PERSONA_UNKNOWN,
+	// ARTIFACT_UNKNOWN), FAILED_PRECONDITION (PAGE_NOT_RESIDENT),
+	// PERMISSION_DENIED (PAGE_ACCESS_DENIED), DATA_LOSS (PAGE_CORRUPT).
 	// Idempotent: yes.
 	ReadPage(ctx context.Context, in *ReadPageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadPageResponse], error)
-	// PageOut demotes a page to a target tier; a pinned page is skipped.
-	// Errors: FAILED_PRECONDITION (ROLE_NOT_CONFIGURED), NOT_FOUND.
-	// Idempotent: yes.
+	// PageOut demotes a page of the persona's working set to the target tier
+	// (or lower, when the target has no room); a pinned page is skipped. A
+	// page demoted to the home tier leaves every working set.
+	// Errors: INVALID_ARGUMENT (ROLE_INVALID and as PageIn), FAILED_PRECONDITION
+	// (ROLE_NOT_CONFIGURED, PAGE_NOT_RESIDENT), NOT_FOUND (PERSONA_UNKNOWN,
+	// ARTIFACT_UNKNOWN), PERMISSION_DENIED (PAGE_ACCESS_DENIED).
+	// Idempotent: yes (moved is false when the page is already at or below
+	// the target).
 	PageOut(ctx context.Context, in *PageOutRequest, opts ...grpc.CallOption) (*PageOutResponse, error)
-	// Pin keeps a page resident: never evicted, skipped by page-out.
-	// Idempotent: yes.
+	// Pin keeps a page of the persona's working set where it is: it is never
+	// evicted and page-out skips it. Errors: as ReadPage. Idempotent: yes.
 	Pin(ctx context.Context, in *PinRequest, opts ...grpc.CallOption) (*PinResponse, error)
-	// Unpin releases a pin. Idempotent: yes.
+	// Unpin releases the persona's pin on a page; the page is pinned while
+	// any persona pins it. Errors: as PageIn, except RESOURCE_EXHAUSTED.
+	// Idempotent: yes.
 	Unpin(ctx context.Context, in *UnpinRequest, opts ...grpc.CallOption) (*UnpinResponse, error)
 	// WorkingSet lists a persona's resident pages.
-	// Errors: NOT_FOUND (PERSONA_UNKNOWN). Idempotent: yes.
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID), NOT_FOUND
+	// (PERSONA_UNKNOWN; an unknown persona never gets an empty set).
+	// Idempotent: yes.
 	WorkingSet(ctx context.Context, in *WorkingSetRequest, opts ...grpc.CallOption) (*WorkingSetResponse, error)
-	// Tiers reports capacity and utilization per configured tier.
-	// Idempotent: yes.
+	// Tiers reports capacity, utilization and policy per configured tier,
+	// fastest first. Errors: none. Idempotent: yes.
 	Tiers(ctx context.Context, in *TiersRequest, opts ...grpc.CallOption) (*TiersResponse, error)
-	// Prefetch promotes pages in the background so the next page-in hits.
-	// Idempotent: yes.
+	// Prefetch queues pages to be paged in in the background so the next
+	// page-in hits. Every page is validated and access-checked before any is
+	// queued. Errors: as PageIn, except RESOURCE_EXHAUSTED; a full queue is
+	// reported in the response, not as an error. Idempotent: yes.
 	Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error)
 }
 
@@ -220,46 +257,83 @@ func (c *genomeServiceClient) Prefetch(ctx context.Context, in *PrefetchRequest,
 //
 // GenomeService keeps each persona's working set resident in the fastest
 // tier with room and pages the rest down the tier chain.
+//
+// Every id is a UUID in its canonical 8-4-4-4-12 form. Every call that
+// names a persona checks that the page is not owned by another persona;
+// such a call fails with PERMISSION_DENIED (PAGE_ACCESS_DENIED, metadata
+// actor, owner, caller, page) and the denial is published on
+// genome/working_set.access_denied.
 type GenomeServiceServer interface {
 	// PutArtifact uploads an artifact as a stream: a header, then chunks. The
-	// artifact is content-addressed, its checksum verified, and it lands in
-	// the lowest tier. Errors: INVALID_ARGUMENT (CHECKSUM_MISMATCH,
-	// HEADER_MISSING, SIZE_MISMATCH), RESOURCE_EXHAUSTED (TIER_FULL).
-	// Idempotent: yes (the same bytes give the same artifact id).
+	// artifact is content-addressed (its id is a UUIDv5 of its SHA-256), its
+	// size and checksum are verified when the stream ends, and it lands in the
+	// lowest tier of the chain (the home tier), which never evicts it.
+	// Errors: INVALID_ARGUMENT (HEADER_MISSING, HEADER_INVALID,
+	// CHECKSUM_MISMATCH, SIZE_MISMATCH, EXPERTS_INVALID), RESOURCE_EXHAUSTED
+	// (TIER_FULL). Idempotent: yes (the same bytes give the same artifact id;
+	// created is false the second time).
 	PutArtifact(grpc.ClientStreamingServer[PutArtifactRequest, PutArtifactResponse]) error
-	// RegisterPersona creates a persona's working set with a byte capacity.
-	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID). Idempotent: yes.
+	// RegisterPersona creates a persona's working set with a byte capacity,
+	// or changes the capacity of an existing one.
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID, CAPACITY_INVALID).
+	// Idempotent: yes.
 	RegisterPersona(context.Context, *RegisterPersonaRequest) (*RegisterPersonaResponse, error)
-	// RegisterPageOwner makes a persona the owner of a page; others are denied.
-	// Errors: NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN), ALREADY_EXISTS
-	// (PAGE_OWNED). Idempotent: yes for the same owner.
+	// RegisterPageOwner makes a persona the owner of a page: every other
+	// persona is denied access to the page and to any page whose bytes
+	// overlap it (owning the whole artifact owns all of its pages).
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID, ARTIFACT_ID_INVALID,
+	// PAGE_REF_INVALID), NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN),
+	// ALREADY_EXISTS (PAGE_OWNED: another persona owns an overlapping page).
+	// Idempotent: yes for the same owner.
 	RegisterPageOwner(context.Context, *RegisterPageOwnerRequest) (*RegisterPageOwnerResponse, error)
-	// PageIn makes a page resident for a persona, faulting it up the tier
-	// chain when needed. Errors: NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN),
+	// PageIn makes a page resident in the persona's working set, in the
+	// fastest tier big enough for it. A resident page returns at once;
+	// otherwise the chain is walked top-down, the page is promoted and the
+	// fault (from role, to role) is reported; victims are demoted down the
+	// chain by each tier's policy. Concurrent page-ins of one page load it
+	// once.
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID, ARTIFACT_ID_INVALID,
+	// PAGE_REF_INVALID), NOT_FOUND (PERSONA_UNKNOWN, ARTIFACT_UNKNOWN),
 	// PERMISSION_DENIED (PAGE_ACCESS_DENIED), RESOURCE_EXHAUSTED
-	// (NO_EVICTION_CANDIDATE, WORKING_SET_FULL). Idempotent: yes.
+	// (NO_EVICTION_CANDIDATE, WORKING_SET_FULL), FAILED_PRECONDITION
+	// (ROLE_NOT_CONFIGURED), DATA_LOSS (ARTIFACT_DATA_LOST).
+	// Idempotent: yes.
 	PageIn(context.Context, *PageInRequest) (*PageInResponse, error)
-	// ReadPage streams the bytes of a resident page.
-	// Errors: FAILED_PRECONDITION (PAGE_NOT_RESIDENT), PERMISSION_DENIED.
+	// ReadPage streams the bytes of a page resident in the persona's working
+	// set; the first message carries the total size.
+	// Errors: INVALID_ARGUMENT (as PageIn), NOT_FOUND (PERSONA_UNKNOWN,
+	// ARTIFACT_UNKNOWN), FAILED_PRECONDITION (PAGE_NOT_RESIDENT),
+	// PERMISSION_DENIED (PAGE_ACCESS_DENIED), DATA_LOSS (PAGE_CORRUPT).
 	// Idempotent: yes.
 	ReadPage(*ReadPageRequest, grpc.ServerStreamingServer[ReadPageResponse]) error
-	// PageOut demotes a page to a target tier; a pinned page is skipped.
-	// Errors: FAILED_PRECONDITION (ROLE_NOT_CONFIGURED), NOT_FOUND.
-	// Idempotent: yes.
+	// PageOut demotes a page of the persona's working set to the target tier
+	// (or lower, when the target has no room); a pinned page is skipped. A
+	// page demoted to the home tier leaves every working set.
+	// Errors: INVALID_ARGUMENT (ROLE_INVALID and as PageIn), FAILED_PRECONDITION
+	// (ROLE_NOT_CONFIGURED, PAGE_NOT_RESIDENT), NOT_FOUND (PERSONA_UNKNOWN,
+	// ARTIFACT_UNKNOWN), PERMISSION_DENIED (PAGE_ACCESS_DENIED).
+	// Idempotent: yes (moved is false when the page is already at or below
+	// the target).
 	PageOut(context.Context, *PageOutRequest) (*PageOutResponse, error)
-	// Pin keeps a page resident: never evicted, skipped by page-out.
-	// Idempotent: yes.
+	// Pin keeps a page of the persona's working set where it is: it is never
+	// evicted and page-out skips it. Errors: as ReadPage. Idempotent: yes.
 	Pin(context.Context, *PinRequest) (*PinResponse, error)
-	// Unpin releases a pin. Idempotent: yes.
+	// Unpin releases the persona's pin on a page; the page is pinned while
+	// any persona pins it. Errors: as PageIn, except RESOURCE_EXHAUSTED.
+	// Idempotent: yes.
 	Unpin(context.Context, *UnpinRequest) (*UnpinResponse, error)
 	// WorkingSet lists a persona's resident pages.
-	// Errors: NOT_FOUND (PERSONA_UNKNOWN). Idempotent: yes.
+	// Errors: INVALID_ARGUMENT (PERSONA_ID_INVALID), NOT_FOUND
+	// (PERSONA_UNKNOWN; an unknown persona never gets an empty set).
+	// Idempotent: yes.
 	WorkingSet(context.Context, *WorkingSetRequest) (*WorkingSetResponse, error)
-	// Tiers reports capacity and utilization per configured tier.
-	// Idempotent: yes.
+	// Tiers reports capacity, utilization and policy per configured tier,
+	// fastest first. Errors: none. Idempotent: yes.
 	Tiers(context.Context, *TiersRequest) (*TiersResponse, error)
-	// Prefetch promotes pages in the background so the next page-in hits.
-	// Idempotent: yes.
+	// Prefetch queues pages to be paged in in the background so the next
+	// page-in hits. Every page is validated and access-checked before any is
+	// queued. Errors: as PageIn, except RESOURCE_EXHAUSTED; a full queue is
+	// reported in the response, not as an error. Idempotent: yes.
 	Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error)
 	mustEmbedUnimplementedGenomeServiceServer()
 }

@@ -356,16 +356,23 @@ func (Cadence) EnumDescriptor() ([]byte, []int) {
 
 // Engram is one memory.
 type Engram struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Content  string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
-	Entities []string               `protobuf:"bytes,3,rep,name=entities,proto3" json:"entities,omitempty"`
-	Topics   []string               `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional on Remember: 1 to 128 bytes of [A-Za-z0-9._:-]; a random id
+	// is assigned when empty. Ids are scoped by persona.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Up to 64 KiB.
+	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// Up to 64 entities and 64 topics, each 1 to 256 bytes.
+	Entities []string `protobuf:"bytes,3,rep,name=entities,proto3" json:"entities,omitempty"`
+	Topics   []string `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
 	// 1..10; 0 means unknown (treated as 5).
-	Importance uint32                 `protobuf:"varint,5,opt,name=importance,proto3" json:"importance,omitempty"`
-	At         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
-	Channel    string                 `protobuf:"bytes,7,opt,name=channel,proto3" json:"channel,omitempty"`
-	// The engram this one replies to, if any.
+	Importance uint32 `protobuf:"varint,5,opt,name=importance,proto3" json:"importance,omitempty"`
+	// When it happened; the time of the Remember when unset.
+	At *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	// The channel it was remembered in (set by the service).
+	Channel string `protobuf:"bytes,7,opt,name=channel,proto3" json:"channel,omitempty"`
+	// The engram this one replies to, if any. When empty, the channel's
+	// previous engram (within 30 minutes) is taken as the one replied to.
 	ReplyTo       string `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -518,8 +525,10 @@ func (x *RememberRequest) GetEngram() *Engram {
 }
 
 type RememberResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The engram was already stored under this id (a retry): nothing changed.
+	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -561,13 +570,20 @@ func (x *RememberResponse) GetId() string {
 	return ""
 }
 
+func (x *RememberResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 type LinkRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Persona string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
 	From    string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
 	To      string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
 	Kind    EdgeKind               `protobuf:"varint,4,opt,name=kind,proto3,enum=continuum.hippocampus.v1.EdgeKind" json:"kind,omitempty"`
-	// Zero means the kind's default weight.
+	// Zero means the kind's default weight; otherwise in (0, 10].
 	Weight        float64 `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -639,7 +655,9 @@ func (x *LinkRequest) GetWeight() float64 {
 }
 
 type LinkResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The edge's weight after the call.
+	Weight        float64 `protobuf:"fixed64,1,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -674,11 +692,19 @@ func (*LinkResponse) Descriptor() ([]byte, []int) {
 	return file_continuum_hippocampus_v1_hippocampus_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *LinkResponse) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
 type ConsumeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Persona       string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
-	Channel       string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
-	EngramIds     []string               `protobuf:"bytes,3,rep,name=engram_ids,json=engramIds,proto3" json:"engram_ids,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Persona string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
+	Channel string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// 1 to 256 engram ids; duplicates count once.
+	EngramIds     []string `protobuf:"bytes,3,rep,name=engram_ids,json=engramIds,proto3" json:"engram_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -735,8 +761,11 @@ func (x *ConsumeRequest) GetEngramIds() []string {
 }
 
 type ConsumeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Consumed      uint32                 `protobuf:"varint,1,opt,name=consumed,proto3" json:"consumed,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique engrams recorded.
+	Consumed uint32 `protobuf:"varint,1,opt,name=consumed,proto3" json:"consumed,omitempty"`
+	// How many of them the channel's ready buffer had staged.
+	Hits          uint32 `protobuf:"varint,2,opt,name=hits,proto3" json:"hits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,12 +807,22 @@ func (x *ConsumeResponse) GetConsumed() uint32 {
 	return 0
 }
 
+func (x *ConsumeResponse) GetHits() uint32 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
 type PeekRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Persona string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
 	Channel string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
 	// Include engram contents in the items.
-	WithContent   bool `protobuf:"varint,3,opt,name=with_content,json=withContent,proto3" json:"with_content,omitempty"`
+	WithContent bool `protobuf:"varint,3,opt,name=with_content,json=withContent,proto3" json:"with_content,omitempty"`
+	// Return the items of an expired slice too (stale is then set) instead of
+	// an empty answer with reason "expired".
+	AllowStale    bool `protobuf:"varint,4,opt,name=allow_stale,json=allowStale,proto3" json:"allow_stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -839,13 +878,21 @@ func (x *PeekRequest) GetWithContent() bool {
 	return false
 }
 
+func (x *PeekRequest) GetAllowStale() bool {
+	if x != nil {
+		return x.AllowStale
+	}
+	return false
+}
+
 // ReadyItem is one staged engram.
 type ReadyItem struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EngramId      string                 `protobuf:"bytes,1,opt,name=engram_id,json=engramId,proto3" json:"engram_id,omitempty"`
-	Score         float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
-	Pool          Pool                   `protobuf:"varint,3,opt,name=pool,proto3,enum=continuum.hippocampus.v1.Pool" json:"pool,omitempty"`
-	Content       string                 `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EngramId string                 `protobuf:"bytes,1,opt,name=engram_id,json=engramId,proto3" json:"engram_id,omitempty"`
+	// The activation (nats) the item was ranked by.
+	Score         float64 `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	Pool          Pool    `protobuf:"varint,3,opt,name=pool,proto3,enum=continuum.hippocampus.v1.Pool" json:"pool,omitempty"`
+	Content       string  `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -915,9 +962,13 @@ type PeekResponse struct {
 	PublishedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
 	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	Items       []*ReadyItem           `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
-	// Why items is empty: "never-ticked", "expired", "asleep", "no-engrams".
-	EmptyReason   string `protobuf:"bytes,6,opt,name=empty_reason,json=emptyReason,proto3" json:"empty_reason,omitempty"`
-	Stale         bool   `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Why items is empty: "no-engrams" (the persona has none), "never-ticked"
+	// (the channel's region has not ticked yet), "expired" (the last slice
+	// expired), "asleep" (the channel slept; this peek wakes it),
+	// "nothing-staged" (the last tick staged nothing).
+	EmptyReason string `protobuf:"bytes,6,opt,name=empty_reason,json=emptyReason,proto3" json:"empty_reason,omitempty"`
+	// The items come from an expired slice (allow_stale).
+	Stale         bool `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1002,11 +1053,16 @@ func (x *PeekResponse) GetStale() bool {
 }
 
 type RecallRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Persona       string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
-	Channel       string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
-	Cue           string                 `protobuf:"bytes,3,opt,name=cue,proto3" json:"cue,omitempty"`
-	K             uint32                 `protobuf:"varint,4,opt,name=k,proto3" json:"k,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Persona string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
+	Channel string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// Free text up to 4 KiB; its words are matched against the persona's
+	// entities, topics and content words. Empty ranks by activation alone.
+	Cue string `protobuf:"bytes,3,opt,name=cue,proto3" json:"cue,omitempty"`
+	// 1..64; 0 means 8.
+	K uint32 `protobuf:"varint,4,opt,name=k,proto3" json:"k,omitempty"`
+	// Include engram contents in the items.
+	WithContent   bool `protobuf:"varint,5,opt,name=with_content,json=withContent,proto3" json:"with_content,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1069,9 +1125,18 @@ func (x *RecallRequest) GetK() uint32 {
 	return 0
 }
 
+func (x *RecallRequest) GetWithContent() bool {
+	if x != nil {
+		return x.WithContent
+	}
+	return false
+}
+
 type RecallResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Items         []*ReadyItem           `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Items []*ReadyItem           `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The recall timeout cut the search short.
+	Partial       bool `protobuf:"varint,2,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1111,6 +1176,13 @@ func (x *RecallResponse) GetItems() []*ReadyItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *RecallResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 type ForgetRequest struct {
@@ -1397,23 +1469,36 @@ func (x *TelemetryRequest) GetPersona() string {
 }
 
 type TelemetryResponse struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Region       string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	Persona      string                 `protobuf:"bytes,2,opt,name=persona,proto3" json:"persona,omitempty"`
-	Channel      string                 `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
-	Start        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
-	Duration     *durationpb.Duration   `protobuf:"bytes,5,opt,name=duration,proto3" json:"duration,omitempty"`
-	Published    uint32                 `protobuf:"varint,6,opt,name=published,proto3" json:"published,omitempty"`
-	Consumed     uint32                 `protobuf:"varint,7,opt,name=consumed,proto3" json:"consumed,omitempty"`
-	BufferMisses uint32                 `protobuf:"varint,8,opt,name=buffer_misses,json=bufferMisses,proto3" json:"buffer_misses,omitempty"`
-	Pressure     Pressure               `protobuf:"varint,9,opt,name=pressure,proto3,enum=continuum.hippocampus.v1.Pressure" json:"pressure,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Region   string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Persona  string                 `protobuf:"bytes,2,opt,name=persona,proto3" json:"persona,omitempty"`
+	Channel  string                 `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
+	Start    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
+	Duration *durationpb.Duration   `protobuf:"bytes,5,opt,name=duration,proto3" json:"duration,omitempty"`
+	// New items published (not in the previous slice).
+	Published uint32 `protobuf:"varint,6,opt,name=published,proto3" json:"published,omitempty"`
+	// Unique staged items consumed since the previous tick.
+	Consumed     uint32   `protobuf:"varint,7,opt,name=consumed,proto3" json:"consumed,omitempty"`
+	BufferMisses uint32   `protobuf:"varint,8,opt,name=buffer_misses,json=bufferMisses,proto3" json:"buffer_misses,omitempty"`
+	Pressure     Pressure `protobuf:"varint,9,opt,name=pressure,proto3,enum=continuum.hippocampus.v1.Pressure" json:"pressure,omitempty"`
 	// Consumed / published; unset when nothing was published.
-	ConsumptionFraction *float64             `protobuf:"fixed64,10,opt,name=consumption_fraction,json=consumptionFraction,proto3,oneof" json:"consumption_fraction,omitempty"`
-	HadBufferMisses     bool                 `protobuf:"varint,11,opt,name=had_buffer_misses,json=hadBufferMisses,proto3" json:"had_buffer_misses,omitempty"`
-	Cadence             Cadence              `protobuf:"varint,12,opt,name=cadence,proto3,enum=continuum.hippocampus.v1.Cadence" json:"cadence,omitempty"`
-	Interval            *durationpb.Duration `protobuf:"bytes,13,opt,name=interval,proto3" json:"interval,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	ConsumptionFraction *float64 `protobuf:"fixed64,10,opt,name=consumption_fraction,json=consumptionFraction,proto3,oneof" json:"consumption_fraction,omitempty"`
+	HadBufferMisses     bool     `protobuf:"varint,11,opt,name=had_buffer_misses,json=hadBufferMisses,proto3" json:"had_buffer_misses,omitempty"`
+	Cadence             Cadence  `protobuf:"varint,12,opt,name=cadence,proto3,enum=continuum.hippocampus.v1.Cadence" json:"cadence,omitempty"`
+	// The interval until the next tick.
+	Interval *durationpb.Duration `protobuf:"bytes,13,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Requests (peeks, consumptions, recalls) since the previous tick.
+	Requests uint32 `protobuf:"varint,14,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Misses that this tick staged (a tick before the request would have
+	// caught them).
+	LateMisses uint32 `protobuf:"varint,15,opt,name=late_misses,json=lateMisses,proto3" json:"late_misses,omitempty"`
+	Generation uint64 `protobuf:"varint,16,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Ticks this subscriber lost because it fell behind, so far.
+	Dropped uint64 `protobuf:"varint,17,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// The governor did not admit the tick (critical pressure).
+	Deferred      bool `protobuf:"varint,18,opt,name=deferred,proto3" json:"deferred,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TelemetryResponse) Reset() {
@@ -1537,6 +1622,41 @@ func (x *TelemetryResponse) GetInterval() *durationpb.Duration {
 	return nil
 }
 
+func (x *TelemetryResponse) GetRequests() uint32 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *TelemetryResponse) GetLateMisses() uint32 {
+	if x != nil {
+		return x.LateMisses
+	}
+	return 0
+}
+
+func (x *TelemetryResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *TelemetryResponse) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *TelemetryResponse) GetDeferred() bool {
+	if x != nil {
+		return x.Deferred
+	}
+	return false
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Persona       string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
@@ -1582,14 +1702,21 @@ func (x *StatsRequest) GetPersona() string {
 }
 
 type StatsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Personas      uint64                 `protobuf:"varint,1,opt,name=personas,proto3" json:"personas,omitempty"`
-	Engrams       uint64                 `protobuf:"varint,2,opt,name=engrams,proto3" json:"engrams,omitempty"`
-	Edges         uint64                 `protobuf:"varint,3,opt,name=edges,proto3" json:"edges,omitempty"`
-	Ticks         uint64                 `protobuf:"varint,4,opt,name=ticks,proto3" json:"ticks,omitempty"`
-	Requests      uint64                 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
-	Hits          uint64                 `protobuf:"varint,6,opt,name=hits,proto3" json:"hits,omitempty"`
-	Misses        uint64                 `protobuf:"varint,7,opt,name=misses,proto3" json:"misses,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Personas uint64                 `protobuf:"varint,1,opt,name=personas,proto3" json:"personas,omitempty"`
+	Engrams  uint64                 `protobuf:"varint,2,opt,name=engrams,proto3" json:"engrams,omitempty"`
+	Edges    uint64                 `protobuf:"varint,3,opt,name=edges,proto3" json:"edges,omitempty"`
+	Ticks    uint64                 `protobuf:"varint,4,opt,name=ticks,proto3" json:"ticks,omitempty"`
+	// Peeks, consumptions and recalls.
+	Requests uint64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Consumed engrams that were staged / were not.
+	Hits       uint64 `protobuf:"varint,6,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses     uint64 `protobuf:"varint,7,opt,name=misses,proto3" json:"misses,omitempty"`
+	LateMisses uint64 `protobuf:"varint,8,opt,name=late_misses,json=lateMisses,proto3" json:"late_misses,omitempty"`
+	// Channels with a ready buffer.
+	Channels uint64 `protobuf:"varint,9,opt,name=channels,proto3" json:"channels,omitempty"`
+	// New items published by ticks.
+	Published     uint64 `protobuf:"varint,10,opt,name=published,proto3" json:"published,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1673,11 +1800,38 @@ func (x *StatsResponse) GetMisses() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetLateMisses() uint64 {
+	if x != nil {
+		return x.LateMisses
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetChannels() uint64 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetPublished() uint64 {
+	if x != nil {
+		return x.Published
+	}
+	return 0
+}
+
 type ImportPersonaRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Persona string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
-	// The persona's state in the store's snapshot encoding.
-	Snapshot      []byte `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The persona; required on the first message, and the same on the rest.
+	Persona string `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
+	// The next piece of the persona's state in the snapshot encoding.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The member sending it (for logs and the leaving check).
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// The sender is leaving the mesh: accept when this member owns the
+	// persona among the members other than the sender.
+	Leaving       bool `protobuf:"varint,4,opt,name=leaving,proto3" json:"leaving,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1719,16 +1873,32 @@ func (x *ImportPersonaRequest) GetPersona() string {
 	return ""
 }
 
-func (x *ImportPersonaRequest) GetSnapshot() []byte {
+func (x *ImportPersonaRequest) GetChunk() []byte {
 	if x != nil {
-		return x.Snapshot
+		return x.Chunk
 	}
 	return nil
 }
 
+func (x *ImportPersonaRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ImportPersonaRequest) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
+}
+
 type ImportPersonaResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Engrams       uint64                 `protobuf:"varint,1,opt,name=engrams,proto3" json:"engrams,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Engrams and edges the persona holds after the merge.
+	Engrams       uint64 `protobuf:"varint,1,opt,name=engrams,proto3" json:"engrams,omitempty"`
+	Edges         uint64 `protobuf:"varint,2,opt,name=edges,proto3" json:"edges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1770,6 +1940,118 @@ func (x *ImportPersonaResponse) GetEngrams() uint64 {
 	return 0
 }
 
+func (x *ImportPersonaResponse) GetEdges() uint64 {
+	if x != nil {
+		return x.Edges
+	}
+	return 0
+}
+
+type ExportPersonaRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Persona string                 `protobuf:"bytes,1,opt,name=persona,proto3" json:"persona,omitempty"`
+	// The member to hand the persona to; it must be the persona's owner.
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPersonaRequest) Reset() {
+	*x = ExportPersonaRequest{}
+	mi := &file_continuum_hippocampus_v1_hippocampus_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPersonaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPersonaRequest) ProtoMessage() {}
+
+func (x *ExportPersonaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_hippocampus_v1_hippocampus_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPersonaRequest.ProtoReflect.Descriptor instead.
+func (*ExportPersonaRequest) Descriptor() ([]byte, []int) {
+	return file_continuum_hippocampus_v1_hippocampus_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ExportPersonaRequest) GetPersona() string {
+	if x != nil {
+		return x.Persona
+	}
+	return ""
+}
+
+func (x *ExportPersonaRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type ExportPersonaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Engrams       uint64                 `protobuf:"varint,1,opt,name=engrams,proto3" json:"engrams,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPersonaResponse) Reset() {
+	*x = ExportPersonaResponse{}
+	mi := &file_continuum_hippocampus_v1_hippocampus_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPersonaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPersonaResponse) ProtoMessage() {}
+
+func (x *ExportPersonaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_hippocampus_v1_hippocampus_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPersonaResponse.ProtoReflect.Descriptor instead.
+func (*ExportPersonaResponse) Descriptor() ([]byte, []int) {
+	return file_continuum_hippocampus_v1_hippocampus_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportPersonaResponse) GetEngrams() uint64 {
+	if x != nil {
+		return x.Engrams
+	}
+	return 0
+}
+
+func (x *ExportPersonaResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 var File_continuum_hippocampus_v1_hippocampus_proto protoreflect.FileDescriptor
 
 const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
@@ -1789,27 +2071,32 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\x0fRememberRequest\x12\x18\n" +
 	"\apersona\x18\x01 \x01(\tR\apersona\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x128\n" +
-	"\x06engram\x18\x03 \x01(\v2 .continuum.hippocampus.v1.EngramR\x06engram\"\"\n" +
+	"\x06engram\x18\x03 \x01(\v2 .continuum.hippocampus.v1.EngramR\x06engram\"@\n" +
 	"\x10RememberResponse\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x9b\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x9b\x01\n" +
 	"\vLinkRequest\x12\x18\n" +
 	"\apersona\x18\x01 \x01(\tR\apersona\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x126\n" +
 	"\x04kind\x18\x04 \x01(\x0e2\".continuum.hippocampus.v1.EdgeKindR\x04kind\x12\x16\n" +
-	"\x06weight\x18\x05 \x01(\x01R\x06weight\"\x0e\n" +
-	"\fLinkResponse\"c\n" +
+	"\x06weight\x18\x05 \x01(\x01R\x06weight\"&\n" +
+	"\fLinkResponse\x12\x16\n" +
+	"\x06weight\x18\x01 \x01(\x01R\x06weight\"c\n" +
 	"\x0eConsumeRequest\x12\x18\n" +
 	"\apersona\x18\x01 \x01(\tR\apersona\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1d\n" +
 	"\n" +
-	"engram_ids\x18\x03 \x03(\tR\tengramIds\"-\n" +
+	"engram_ids\x18\x03 \x03(\tR\tengramIds\"A\n" +
 	"\x0fConsumeResponse\x12\x1a\n" +
-	"\bconsumed\x18\x01 \x01(\rR\bconsumed\"d\n" +
+	"\bconsumed\x18\x01 \x01(\rR\bconsumed\x12\x12\n" +
+	"\x04hits\x18\x02 \x01(\rR\x04hits\"\x85\x01\n" +
 	"\vPeekRequest\x12\x18\n" +
 	"\apersona\x18\x01 \x01(\tR\apersona\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12!\n" +
-	"\fwith_content\x18\x03 \x01(\bR\vwithContent\"\x8c\x01\n" +
+	"\fwith_content\x18\x03 \x01(\bR\vwithContent\x12\x1f\n" +
+	"\vallow_stale\x18\x04 \x01(\bR\n" +
+	"allowStale\"\x8c\x01\n" +
 	"\tReadyItem\x12\x1b\n" +
 	"\tengram_id\x18\x01 \x01(\tR\bengramId\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x122\n" +
@@ -1825,14 +2112,16 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
 	"\x05items\x18\x05 \x03(\v2#.continuum.hippocampus.v1.ReadyItemR\x05items\x12!\n" +
 	"\fempty_reason\x18\x06 \x01(\tR\vemptyReason\x12\x14\n" +
-	"\x05stale\x18\a \x01(\bR\x05stale\"c\n" +
+	"\x05stale\x18\a \x01(\bR\x05stale\"\x86\x01\n" +
 	"\rRecallRequest\x12\x18\n" +
 	"\apersona\x18\x01 \x01(\tR\apersona\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x10\n" +
 	"\x03cue\x18\x03 \x01(\tR\x03cue\x12\f\n" +
-	"\x01k\x18\x04 \x01(\rR\x01k\"K\n" +
+	"\x01k\x18\x04 \x01(\rR\x01k\x12!\n" +
+	"\fwith_content\x18\x05 \x01(\bR\vwithContent\"e\n" +
 	"\x0eRecallResponse\x129\n" +
-	"\x05items\x18\x01 \x03(\v2#.continuum.hippocampus.v1.ReadyItemR\x05items\"F\n" +
+	"\x05items\x18\x01 \x03(\v2#.continuum.hippocampus.v1.ReadyItemR\x05items\x12\x18\n" +
+	"\apartial\x18\x02 \x01(\bR\apartial\"F\n" +
 	"\rForgetRequest\x12\x18\n" +
 	"\apersona\x18\x01 \x01(\tR\apersona\x12\x1b\n" +
 	"\tengram_id\x18\x02 \x01(\tR\bengramId\".\n" +
@@ -1847,7 +2136,7 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\x06signal\"\x10\n" +
 	"\x0eSignalResponse\",\n" +
 	"\x10TelemetryRequest\x12\x18\n" +
-	"\apersona\x18\x01 \x01(\tR\apersona\"\xd8\x04\n" +
+	"\apersona\x18\x01 \x01(\tR\apersona\"\xeb\x05\n" +
 	"\x11TelemetryResponse\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
 	"\apersona\x18\x02 \x01(\tR\apersona\x12\x18\n" +
@@ -1862,10 +2151,18 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	" \x01(\x01H\x00R\x13consumptionFraction\x88\x01\x01\x12*\n" +
 	"\x11had_buffer_misses\x18\v \x01(\bR\x0fhadBufferMisses\x12;\n" +
 	"\acadence\x18\f \x01(\x0e2!.continuum.hippocampus.v1.CadenceR\acadence\x125\n" +
-	"\binterval\x18\r \x01(\v2\x19.google.protobuf.DurationR\bintervalB\x17\n" +
+	"\binterval\x18\r \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x1a\n" +
+	"\brequests\x18\x0e \x01(\rR\brequests\x12\x1f\n" +
+	"\vlate_misses\x18\x0f \x01(\rR\n" +
+	"lateMisses\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x10 \x01(\x04R\n" +
+	"generation\x12\x18\n" +
+	"\adropped\x18\x11 \x01(\x04R\adropped\x12\x1a\n" +
+	"\bdeferred\x18\x12 \x01(\bR\bdeferredB\x17\n" +
 	"\x15_consumption_fraction\"(\n" +
 	"\fStatsRequest\x12\x18\n" +
-	"\apersona\x18\x01 \x01(\tR\apersona\"\xb9\x01\n" +
+	"\apersona\x18\x01 \x01(\tR\apersona\"\x94\x02\n" +
 	"\rStatsResponse\x12\x1a\n" +
 	"\bpersonas\x18\x01 \x01(\x04R\bpersonas\x12\x18\n" +
 	"\aengrams\x18\x02 \x01(\x04R\aengrams\x12\x14\n" +
@@ -1873,12 +2170,26 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\x05ticks\x18\x04 \x01(\x04R\x05ticks\x12\x1a\n" +
 	"\brequests\x18\x05 \x01(\x04R\brequests\x12\x12\n" +
 	"\x04hits\x18\x06 \x01(\x04R\x04hits\x12\x16\n" +
-	"\x06misses\x18\a \x01(\x04R\x06misses\"L\n" +
+	"\x06misses\x18\a \x01(\x04R\x06misses\x12\x1f\n" +
+	"\vlate_misses\x18\b \x01(\x04R\n" +
+	"lateMisses\x12\x1a\n" +
+	"\bchannels\x18\t \x01(\x04R\bchannels\x12\x1c\n" +
+	"\tpublished\x18\n" +
+	" \x01(\x04R\tpublished\"t\n" +
 	"\x14ImportPersonaRequest\x12\x18\n" +
-	"\apersona\x18\x01 \x01(\tR\apersona\x12\x1a\n" +
-	"\bsnapshot\x18\x02 \x01(\fR\bsnapshot\"1\n" +
+	"\apersona\x18\x01 \x01(\tR\apersona\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x18\n" +
+	"\aleaving\x18\x04 \x01(\bR\aleaving\"G\n" +
 	"\x15ImportPersonaResponse\x12\x18\n" +
-	"\aengrams\x18\x01 \x01(\x04R\aengrams*\xda\x01\n" +
+	"\aengrams\x18\x01 \x01(\x04R\aengrams\x12\x14\n" +
+	"\x05edges\x18\x02 \x01(\x04R\x05edges\"@\n" +
+	"\x14ExportPersonaRequest\x12\x18\n" +
+	"\apersona\x18\x01 \x01(\tR\apersona\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"G\n" +
+	"\x15ExportPersonaResponse\x12\x18\n" +
+	"\aengrams\x18\x01 \x01(\x04R\aengrams\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes*\xda\x01\n" +
 	"\bEdgeKind\x12\x19\n" +
 	"\x15EDGE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EDGE_KIND_SHARED_ENTITY\x10\x01\x12\x1a\n" +
@@ -1912,7 +2223,7 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\x0eCADENCE_FASTER\x10\x01\x12\x10\n" +
 	"\fCADENCE_HOLD\x10\x02\x12\x12\n" +
 	"\x0eCADENCE_SLOWER\x10\x03\x12\x11\n" +
-	"\rCADENCE_SLEEP\x10\x042\xdd\a\n" +
+	"\rCADENCE_SLEEP\x10\x042\xd1\b\n" +
 	"\x12HippocampusService\x12a\n" +
 	"\bRemember\x12).continuum.hippocampus.v1.RememberRequest\x1a*.continuum.hippocampus.v1.RememberResponse\x12U\n" +
 	"\x04Link\x12%.continuum.hippocampus.v1.LinkRequest\x1a&.continuum.hippocampus.v1.LinkResponse\x12^\n" +
@@ -1922,8 +2233,9 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\x06Forget\x12'.continuum.hippocampus.v1.ForgetRequest\x1a(.continuum.hippocampus.v1.ForgetResponse\x12[\n" +
 	"\x06Signal\x12'.continuum.hippocampus.v1.SignalRequest\x1a(.continuum.hippocampus.v1.SignalResponse\x12f\n" +
 	"\tTelemetry\x12*.continuum.hippocampus.v1.TelemetryRequest\x1a+.continuum.hippocampus.v1.TelemetryResponse0\x01\x12X\n" +
-	"\x05Stats\x12&.continuum.hippocampus.v1.StatsRequest\x1a'.continuum.hippocampus.v1.StatsResponse\x12p\n" +
-	"\rImportPersona\x12..continuum.hippocampus.v1.ImportPersonaRequest\x1a/.continuum.hippocampus.v1.ImportPersonaResponse\x1a\v\xca\xf3\x18\apersonaBRZPgithub.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1;hippocampusv1b\x06proto3"
+	"\x05Stats\x12&.continuum.hippocampus.v1.StatsRequest\x1a'.continuum.hippocampus.v1.StatsResponse\x12r\n" +
+	"\rImportPersona\x12..continuum.hippocampus.v1.ImportPersonaRequest\x1a/.continuum.hippocampus.v1.ImportPersonaResponse(\x01\x12p\n" +
+	"\rExportPersona\x12..continuum.hippocampus.v1.ExportPersonaRequest\x1a/.continuum.hippocampus.v1.ExportPersonaResponse\x1a\v\xca\xf3\x18\apersonaBRZPgithub.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1;hippocampusv1b\x06proto3"
 
 var (
 	file_continuum_hippocampus_v1_hippocampus_proto_rawDescOnce sync.Once
@@ -1938,7 +2250,7 @@ func file_continuum_hippocampus_v1_hippocampus_proto_rawDescGZIP() []byte {
 }
 
 var file_continuum_hippocampus_v1_hippocampus_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_continuum_hippocampus_v1_hippocampus_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_continuum_hippocampus_v1_hippocampus_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_continuum_hippocampus_v1_hippocampus_proto_goTypes = []any{
 	(EdgeKind)(0),                 // 0: continuum.hippocampus.v1.EdgeKind
 	(Pool)(0),                     // 1: continuum.hippocampus.v1.Pool
@@ -1968,27 +2280,29 @@ var file_continuum_hippocampus_v1_hippocampus_proto_goTypes = []any{
 	(*StatsResponse)(nil),         // 25: continuum.hippocampus.v1.StatsResponse
 	(*ImportPersonaRequest)(nil),  // 26: continuum.hippocampus.v1.ImportPersonaRequest
 	(*ImportPersonaResponse)(nil), // 27: continuum.hippocampus.v1.ImportPersonaResponse
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*ExportPersonaRequest)(nil),  // 28: continuum.hippocampus.v1.ExportPersonaRequest
+	(*ExportPersonaResponse)(nil), // 29: continuum.hippocampus.v1.ExportPersonaResponse
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
 }
 var file_continuum_hippocampus_v1_hippocampus_proto_depIdxs = []int32{
-	28, // 0: continuum.hippocampus.v1.Engram.at:type_name -> google.protobuf.Timestamp
+	30, // 0: continuum.hippocampus.v1.Engram.at:type_name -> google.protobuf.Timestamp
 	6,  // 1: continuum.hippocampus.v1.RememberRequest.engram:type_name -> continuum.hippocampus.v1.Engram
 	0,  // 2: continuum.hippocampus.v1.LinkRequest.kind:type_name -> continuum.hippocampus.v1.EdgeKind
 	1,  // 3: continuum.hippocampus.v1.ReadyItem.pool:type_name -> continuum.hippocampus.v1.Pool
-	29, // 4: continuum.hippocampus.v1.PeekResponse.age:type_name -> google.protobuf.Duration
-	28, // 5: continuum.hippocampus.v1.PeekResponse.published_at:type_name -> google.protobuf.Timestamp
-	28, // 6: continuum.hippocampus.v1.PeekResponse.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 4: continuum.hippocampus.v1.PeekResponse.age:type_name -> google.protobuf.Duration
+	30, // 5: continuum.hippocampus.v1.PeekResponse.published_at:type_name -> google.protobuf.Timestamp
+	30, // 6: continuum.hippocampus.v1.PeekResponse.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 7: continuum.hippocampus.v1.PeekResponse.items:type_name -> continuum.hippocampus.v1.ReadyItem
 	14, // 8: continuum.hippocampus.v1.RecallResponse.items:type_name -> continuum.hippocampus.v1.ReadyItem
 	2,  // 9: continuum.hippocampus.v1.SignalRequest.persona_signal:type_name -> continuum.hippocampus.v1.PersonaSignal
 	3,  // 10: continuum.hippocampus.v1.SignalRequest.sleep_phase:type_name -> continuum.hippocampus.v1.SleepPhase
 	4,  // 11: continuum.hippocampus.v1.SignalRequest.pressure:type_name -> continuum.hippocampus.v1.Pressure
-	28, // 12: continuum.hippocampus.v1.TelemetryResponse.start:type_name -> google.protobuf.Timestamp
-	29, // 13: continuum.hippocampus.v1.TelemetryResponse.duration:type_name -> google.protobuf.Duration
+	30, // 12: continuum.hippocampus.v1.TelemetryResponse.start:type_name -> google.protobuf.Timestamp
+	31, // 13: continuum.hippocampus.v1.TelemetryResponse.duration:type_name -> google.protobuf.Duration
 	4,  // 14: continuum.hippocampus.v1.TelemetryResponse.pressure:type_name -> continuum.hippocampus.v1.Pressure
 	5,  // 15: continuum.hippocampus.v1.TelemetryResponse.cadence:type_name -> continuum.hippocampus.v1.Cadence
-	29, // 16: continuum.hippocampus.v1.TelemetryResponse.interval:type_name -> google.protobuf.Duration
+	31, // 16: continuum.hippocampus.v1.TelemetryResponse.interval:type_name -> google.protobuf.Duration
 	7,  // 17: continuum.hippocampus.v1.HippocampusService.Remember:input_type -> continuum.hippocampus.v1.RememberRequest
 	9,  // 18: continuum.hippocampus.v1.HippocampusService.Link:input_type -> continuum.hippocampus.v1.LinkRequest
 	11, // 19: continuum.hippocampus.v1.HippocampusService.Consume:input_type -> continuum.hippocampus.v1.ConsumeRequest
@@ -1999,18 +2313,20 @@ var file_continuum_hippocampus_v1_hippocampus_proto_depIdxs = []int32{
 	22, // 24: continuum.hippocampus.v1.HippocampusService.Telemetry:input_type -> continuum.hippocampus.v1.TelemetryRequest
 	24, // 25: continuum.hippocampus.v1.HippocampusService.Stats:input_type -> continuum.hippocampus.v1.StatsRequest
 	26, // 26: continuum.hippocampus.v1.HippocampusService.ImportPersona:input_type -> continuum.hippocampus.v1.ImportPersonaRequest
-	8,  // 27: continuum.hippocampus.v1.HippocampusService.Remember:output_type -> continuum.hippocampus.v1.RememberResponse
-	10, // 28: continuum.hippocampus.v1.HippocampusService.Link:output_type -> continuum.hippocampus.v1.LinkResponse
-	12, // 29: continuum.hippocampus.v1.HippocampusService.Consume:output_type -> continuum.hippocampus.v1.ConsumeResponse
-	15, // 30: continuum.hippocampus.v1.HippocampusService.Peek:output_type -> continuum.hippocampus.v1.PeekResponse
-	17, // 31: continuum.hippocampus.v1.HippocampusService.Recall:output_type -> continuum.hippocampus.v1.RecallResponse
-	19, // 32: continuum.hippocampus.v1.HippocampusService.Forget:output_type -> continuum.hippocampus.v1.ForgetResponse
-	21, // 33: continuum.hippocampus.v1.HippocampusService.Signal:output_type -> continuum.hippocampus.v1.SignalResponse
-	23, // 34: continuum.hippocampus.v1.HippocampusService.Telemetry:output_type -> continuum.hippocampus.v1.TelemetryResponse
-	25, // 35: continuum.hippocampus.v1.HippocampusService.Stats:output_type -> continuum.hippocampus.v1.StatsResponse
-	27, // 36: continuum.hippocampus.v1.HippocampusService.ImportPersona:output_type -> continuum.hippocampus.v1.ImportPersonaResponse
-	27, // [27:37] is the sub-list for method output_type
-	17, // [17:27] is the sub-list for method input_type
+	28, // 27: continuum.hippocampus.v1.HippocampusService.ExportPersona:input_type -> continuum.hippocampus.v1.ExportPersonaRequest
+	8,  // 28: continuum.hippocampus.v1.HippocampusService.Remember:output_type -> continuum.hippocampus.v1.RememberResponse
+	10, // 29: continuum.hippocampus.v1.HippocampusService.Link:output_type -> continuum.hippocampus.v1.LinkResponse
+	12, // 30: continuum.hippocampus.v1.HippocampusService.Consume:output_type -> continuum.hippocampus.v1.ConsumeResponse
+	15, // 31: continuum.hippocampus.v1.HippocampusService.Peek:output_type -> continuum.hippocampus.v1.PeekResponse
+	17, // 32: continuum.hippocampus.v1.HippocampusService.Recall:output_type -> continuum.hippocampus.v1.RecallResponse
+	19, // 33: continuum.hippocampus.v1.HippocampusService.Forget:output_type -> continuum.hippocampus.v1.ForgetResponse
+	21, // 34: continuum.hippocampus.v1.HippocampusService.Signal:output_type -> continuum.hippocampus.v1.SignalResponse
+	23, // 35: continuum.hippocampus.v1.HippocampusService.Telemetry:output_type -> continuum.hippocampus.v1.TelemetryResponse
+	25, // 36: continuum.hippocampus.v1.HippocampusService.Stats:output_type -> continuum.hippocampus.v1.StatsResponse
+	27, // 37: continuum.hippocampus.v1.HippocampusService.ImportPersona:output_type -> continuum.hippocampus.v1.ImportPersonaResponse
+	29, // 38: continuum.hippocampus.v1.HippocampusService.ExportPersona:output_type -> continuum.hippocampus.v1.ExportPersonaResponse
+	28, // [28:39] is the sub-list for method output_type
+	17, // [17:28] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -2033,7 +2349,7 @@ func file_continuum_hippocampus_v1_hippocampus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_continuum_hippocampus_v1_hippocampus_proto_rawDesc), len(file_continuum_hippocampus_v1_hippocampus_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	HippocampusService_Telemetry_FullMethodName     = "/continuum.hippocampus.v1.HippocampusService/Telemetry"
 	HippocampusService_Stats_FullMethodName         = "/continuum.hippocampus.v1.HippocampusService/Stats"
 	HippocampusService_ImportPersona_FullMethodName = "/continuum.hippocampus.v1.HippocampusService/ImportPersona"
+	HippocampusService_ExportPersona_FullMethodName = "/continuum.hippocampus.v1.HippocampusService/ExportPersona"
 )
 
 // HippocampusServiceClient is the client API for HippocampusService service.
@@ -40,38 +41,94 @@ const (
 //
 // HippocampusService keeps each persona's engrams, owned by one member of the
 // region chosen by rendezvous hashing on persona.
+//
+// Personas are isolated: every engram id is looked up within the persona the
+// request names, so no call returns another persona's engram.
+//
+// Every persona-scoped call may also fail with UNAVAILABLE and one of these
+// reasons, all retryable: PERSONA_NOT_OWNED (the call reached a member that
+// does not own the persona; metadata owner), PERSONA_MOVING (the persona is
+// being handed between members), PERSONA_OWNER_DOWN (the member holding the
+// persona crashed; metadata owner), MESH_UNAVAILABLE (membership is not
+// known), SERVICE_CLOSING. A failed write to the store is UNAVAILABLE
+// (STORE_UNAVAILABLE). Persona and channel names are 1 to 128 bytes of
+// printable UTF-8 (INVALID_ARGUMENT PERSONA_EMPTY, PERSONA_INVALID,
+// CHANNEL_EMPTY, CHANNEL_INVALID).
 type HippocampusServiceClient interface {
-	// Remember stores an engram and derives its entity, topic and reply edges.
-	// Errors: INVALID_ARGUMENT (PERSONA_EMPTY, CONTENT_EMPTY,
-	// IMPORTANCE_OUT_OF_RANGE), UNAVAILABLE (PERSONA_OWNER_DOWN).
-	// Idempotent: no.
+	// Remember stores an engram and derives its entity, topic and reply edges,
+	// and schedules a tick of the channel's region one second later. It
+	// returns once the engram is durable.
+	// Errors: INVALID_ARGUMENT (CONTENT_EMPTY, CONTENT_TOO_LARGE,
+	// IMPORTANCE_OUT_OF_RANGE, FEATURE_INVALID, ENGRAM_ID_INVALID,
+	// TIMESTAMP_INVALID), NOT_FOUND (ENGRAM_UNKNOWN for reply_to),
+	// RESOURCE_EXHAUSTED (PERSONA_FULL).
+	// Idempotent: yes when engram.id is set (a retry returns the stored
+	// engram's id with duplicate set); no otherwise.
 	Remember(ctx context.Context, in *RememberRequest, opts ...grpc.CallOption) (*RememberResponse, error)
-	// Link adds a typed weighted edge between two engrams of one persona.
-	// Errors: NOT_FOUND (ENGRAM_UNKNOWN), INVALID_ARGUMENT (EDGE_KIND_INVALID).
-	// Idempotent: no (weights of repeated links add up for co-occurrence).
+	// Link adds a directed typed weighted edge between two engrams of one
+	// persona, or updates its weight (a repeated co-occurrence link adds 0.1
+	// up to 1.5 instead).
+	// Errors: NOT_FOUND (ENGRAM_UNKNOWN), INVALID_ARGUMENT (EDGE_KIND_INVALID,
+	// WEIGHT_INVALID, EDGE_SELF_LOOP).
+	// Idempotent: yes, except for RECALL_CO_OCCURRENCE edges.
 	Link(ctx context.Context, in *LinkRequest, opts ...grpc.CallOption) (*LinkResponse, error)
-	// Consume records that a request used these engrams: the only access that
-	// feeds salience. Errors: NOT_FOUND (ENGRAM_UNKNOWN). Idempotent: no.
+	// Consume records that a request used these engrams: the only access
+	// that feeds salience. It derives CitedIn and RecallCoOccurrence edges and
+	// counts each engram as a ready-buffer hit or miss.
+	// Errors: NOT_FOUND (ENGRAM_UNKNOWN: nothing is recorded),
+	// INVALID_ARGUMENT (ENGRAM_IDS_EMPTY, TOO_MANY_ENGRAMS).
+	// Idempotent: no.
 	Consume(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (*ConsumeResponse, error)
-	// Peek returns the ready buffer of (persona, channel) without waiting; an
-	// empty answer carries its reason. Idempotent: yes.
+	// Peek returns the ready buffer of (persona, channel) without waiting:
+	// the slice the region staged at its last tick, or an empty answer with
+	// its reason. A peek is a request for the governor (a sleeping channel
+	// wakes one second later) but never an access: it does not feed salience.
+	// Idempotent: yes.
 	Peek(ctx context.Context, in *PeekRequest, opts ...grpc.CallOption) (*PeekResponse, error)
-	// Recall answers an explicit cue synchronously, bounded in time.
+	// Recall answers an explicit cue synchronously: engrams ranked by their
+	// activation with the cue's entities, topics and words as context,
+	// bounded by the service's recall timeout (partial is then set). Like
+	// Peek, it is not an access.
+	// Errors: INVALID_ARGUMENT (CUE_TOO_LARGE, K_OUT_OF_RANGE).
 	// Idempotent: yes.
 	Recall(ctx context.Context, in *RecallRequest, opts ...grpc.CallOption) (*RecallResponse, error)
-	// Forget deletes an engram and its edges. Idempotent: yes.
+	// Forget deletes an engram and its edges, and removes it from every
+	// ready buffer of the persona. Idempotent: yes (forgotten is false when
+	// the engram was not there).
 	Forget(ctx context.Context, in *ForgetRequest, opts ...grpc.CallOption) (*ForgetResponse, error)
 	// Signal delivers a lifecycle, sleep-phase or pressure signal to the
-	// region. Errors: FAILED_PRECONDITION (SIGNAL_REJECTED). Idempotent: yes.
+	// region. Persona signals need persona; pressure is node-wide.
+	// PERSONA_SIGNAL_DESTROYED deletes every engram of the persona.
+	// Errors: INVALID_ARGUMENT (SIGNAL_EMPTY), FAILED_PRECONDITION
+	// (SIGNAL_REJECTED, metadata why). Idempotent: yes.
 	Signal(ctx context.Context, in *SignalRequest, opts ...grpc.CallOption) (*SignalResponse, error)
-	// Telemetry streams per-tick telemetry. Idempotent: yes.
+	// Telemetry streams per-tick telemetry of this member until the caller
+	// cancels. A subscriber that falls behind loses ticks (dropped counts
+	// them). Idempotent: yes.
 	Telemetry(ctx context.Context, in *TelemetryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TelemetryResponse], error)
-	// Stats reports counts for a persona or the whole instance.
-	// Idempotent: yes.
+	// Stats reports counts for a persona or, with persona empty, for this
+	// member. Idempotent: yes.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
-	// ImportPersona receives a persona handed over by a leaving owner.
-	// Mesh-internal. Idempotent: yes (the snapshot replaces).
-	ImportPersona(ctx context.Context, in *ImportPersonaRequest, opts ...grpc.CallOption) (*ImportPersonaResponse, error)
+	// ImportPersona receives a persona's state from the member that held it:
+	// a stream of chunks of its snapshot encoding, the first naming the
+	// persona. The state is merged into what this member holds (engrams by id,
+	// forgotten ids stay forgotten) and is durable before the answer.
+	// Mesh-internal.
+	// Errors: PERMISSION_DENIED (MESH_PEER_REQUIRED), UNAVAILABLE
+	// (PERSONA_NOT_OWNED when this member is not the persona's owner),
+	// INVALID_ARGUMENT (SNAPSHOT_INVALID, CHUNK_INVALID), RESOURCE_EXHAUSTED
+	// (SNAPSHOT_TOO_LARGE). Idempotent: yes (merging the same state twice
+	// changes nothing).
+	ImportPersona(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportPersonaRequest, ImportPersonaResponse], error)
+	// ExportPersona asks the member holding a persona to hand it over to
+	// `to` (the persona's new owner): the holder stops serving it, streams it
+	// to `to` with ImportPersona, and drops its copy once `to` acknowledged.
+	// It returns after the hand-off. Mesh-internal.
+	// Errors: PERMISSION_DENIED (MESH_PEER_REQUIRED), NOT_FOUND
+	// (PERSONA_UNKNOWN: this member does not hold it), UNAVAILABLE
+	// (PERSONA_MOVING, PERSONA_NOT_OWNED when `to` is not the owner in this
+	// member's view, HANDOFF_FAILED). Idempotent: yes.
+	ExportPersona(ctx context.Context, in *ExportPersonaRequest, opts ...grpc.CallOption) (*ExportPersonaResponse, error)
 }
 
 type hippocampusServiceClient struct {
@@ -181,10 +238,23 @@ func (c *hippocampusServiceClient) Stats(ctx context.Context, in *StatsRequest, 
 	return out, nil
 }
 
-func (c *hippocampusServiceClient) ImportPersona(ctx context.Context, in *ImportPersonaRequest, opts ...grpc.CallOption) (*ImportPersonaResponse, error) {
+func (c *hippocampusServiceClient) ImportPersona(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportPersonaRequest, ImportPersonaResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ImportPersonaResponse)
-	err := c.cc.Invoke(ctx, HippocampusService_ImportPersona_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &HippocampusService_ServiceDesc.Streams[1], HippocampusService_ImportPersona_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportPersonaRequest, ImportPersonaResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HippocampusService_ImportPersonaClient = grpc.ClientStreamingClient[ImportPersonaRequest, ImportPersonaResponse]
+
+func (c *hippocampusServiceClient) ExportPersona(ctx context.Context, in *ExportPersonaRequest, opts ...grpc.CallOption) (*ExportPersonaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportPersonaResponse)
+	err := c.cc.Invoke(ctx, HippocampusService_ExportPersona_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -197,38 +267,94 @@ func (c *hippocampusServiceClient) ImportPersona(ctx context.Context, in *Import
 //
 // HippocampusService keeps each persona's engrams, owned by one member of the
 // region chosen by rendezvous hashing on persona.
+//
+// Personas are isolated: every engram id is looked up within the persona the
+// request names, so no call returns another persona's engram.
+//
+// Every persona-scoped call may also fail with UNAVAILABLE and one of these
+// reasons, all retryable: PERSONA_NOT_OWNED (the call reached a member that
+// does not own the persona; metadata owner), PERSONA_MOVING (the persona is
+// being handed between members), PERSONA_OWNER_DOWN (the member holding the
+// persona crashed; metadata owner), MESH_UNAVAILABLE (membership is not
+// known), SERVICE_CLOSING. A failed write to the store is UNAVAILABLE
+// (STORE_UNAVAILABLE). Persona and channel names are 1 to 128 bytes of
+// printable UTF-8 (INVALID_ARGUMENT PERSONA_EMPTY, PERSONA_INVALID,
+// CHANNEL_EMPTY, CHANNEL_INVALID).
 type HippocampusServiceServer interface {
-	// Remember stores an engram and derives its entity, topic and reply edges.
-	// Errors: INVALID_ARGUMENT (PERSONA_EMPTY, CONTENT_EMPTY,
-	// IMPORTANCE_OUT_OF_RANGE), UNAVAILABLE (PERSONA_OWNER_DOWN).
-	// Idempotent: no.
+	// Remember stores an engram and derives its entity, topic and reply edges,
+	// and schedules a tick of the channel's region one second later. It
+	// returns once the engram is durable.
+	// Errors: INVALID_ARGUMENT (CONTENT_EMPTY, CONTENT_TOO_LARGE,
+	// IMPORTANCE_OUT_OF_RANGE, FEATURE_INVALID, ENGRAM_ID_INVALID,
+	// TIMESTAMP_INVALID), NOT_FOUND (ENGRAM_UNKNOWN for reply_to),
+	// RESOURCE_EXHAUSTED (PERSONA_FULL).
+	// Idempotent: yes when engram.id is set (a retry returns the stored
+	// engram's id with duplicate set); no otherwise.
 	Remember(context.Context, *RememberRequest) (*RememberResponse, error)
-	// Link adds a typed weighted edge between two engrams of one persona.
-	// Errors: NOT_FOUND (ENGRAM_UNKNOWN), INVALID_ARGUMENT (EDGE_KIND_INVALID).
-	// Idempotent: no (weights of repeated links add up for co-occurrence).
+	// Link adds a directed typed weighted edge between two engrams of one
+	// persona, or updates its weight (a repeated co-occurrence link adds 0.1
+	// up to 1.5 instead).
+	// Errors: NOT_FOUND (ENGRAM_UNKNOWN), INVALID_ARGUMENT (EDGE_KIND_INVALID,
+	// WEIGHT_INVALID, EDGE_SELF_LOOP).
+	// Idempotent: yes, except for RECALL_CO_OCCURRENCE edges.
 	Link(context.Context, *LinkRequest) (*LinkResponse, error)
-	// Consume records that a request used these engrams: the only access that
-	// feeds salience. Errors: NOT_FOUND (ENGRAM_UNKNOWN). Idempotent: no.
+	// Consume records that a request used these engrams: the only access
+	// that feeds salience. It derives CitedIn and RecallCoOccurrence edges and
+	// counts each engram as a ready-buffer hit or miss.
+	// Errors: NOT_FOUND (ENGRAM_UNKNOWN: nothing is recorded),
+	// INVALID_ARGUMENT (ENGRAM_IDS_EMPTY, TOO_MANY_ENGRAMS).
+	// Idempotent: no.
 	Consume(context.Context, *ConsumeRequest) (*ConsumeResponse, error)
-	// Peek returns the ready buffer of (persona, channel) without waiting; an
-	// empty answer carries its reason. Idempotent: yes.
+	// Peek returns the ready buffer of (persona, channel) without waiting:
+	// the slice the region staged at its last tick, or an empty answer with
+	// its reason. A peek is a request for the governor (a sleeping channel
+	// wakes one second later) but never an access: it does not feed salience.
+	// Idempotent: yes.
 	Peek(context.Context, *PeekRequest) (*PeekResponse, error)
-	// Recall answers an explicit cue synchronously, bounded in time.
+	// Recall answers an explicit cue synchronously: engrams ranked by their
+	// activation with the cue's entities, topics and words as context,
+	// bounded by the service's recall timeout (partial is then set). Like
+	// Peek, it is not an access.
+	// Errors: INVALID_ARGUMENT (CUE_TOO_LARGE, K_OUT_OF_RANGE).
 	// Idempotent: yes.
 	Recall(context.Context, *RecallRequest) (*RecallResponse, error)
-	// Forget deletes an engram and its edges. Idempotent: yes.
+	// Forget deletes an engram and its edges, and removes it from every
+	// ready buffer of the persona. Idempotent: yes (forgotten is false when
+	// the engram was not there).
 	Forget(context.Context, *ForgetRequest) (*ForgetResponse, error)
 	// Signal delivers a lifecycle, sleep-phase or pressure signal to the
-	// region. Errors: FAILED_PRECONDITION (SIGNAL_REJECTED). Idempotent: yes.
+	// region. Persona signals need persona; pressure is node-wide.
+	// PERSONA_SIGNAL_DESTROYED deletes every engram of the persona.
+	// Errors: INVALID_ARGUMENT (SIGNAL_EMPTY), FAILED_PRECONDITION
+	// (SIGNAL_REJECTED, metadata why). Idempotent: yes.
 	Signal(context.Context, *SignalRequest) (*SignalResponse, error)
-	// Telemetry streams per-tick telemetry. Idempotent: yes.
+	// Telemetry streams per-tick telemetry of this member until the caller
+	// cancels. A subscriber that falls behind loses ticks (dropped counts
+	// them). Idempotent: yes.
 	Telemetry(*TelemetryRequest, grpc.ServerStreamingServer[TelemetryResponse]) error
-	// Stats reports counts for a persona or the whole instance.
-	// Idempotent: yes.
+	// Stats reports counts for a persona or, with persona empty, for this
+	// member. Idempotent: yes.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
-	// ImportPersona receives a persona handed over by a leaving owner.
-	// Mesh-internal. Idempotent: yes (the snapshot replaces).
-	ImportPersona(context.Context, *ImportPersonaRequest) (*ImportPersonaResponse, error)
+	// ImportPersona receives a persona's state from the member that held it:
+	// a stream of chunks of its snapshot encoding, the first naming the
+	// persona. The state is merged into what this member holds (engrams by id,
+	// forgotten ids stay forgotten) and is durable before the answer.
+	// Mesh-internal.
+	// Errors: PERMISSION_DENIED (MESH_PEER_REQUIRED), UNAVAILABLE
+	// (PERSONA_NOT_OWNED when this member is not the persona's owner),
+	// INVALID_ARGUMENT (SNAPSHOT_INVALID, CHUNK_INVALID), RESOURCE_EXHAUSTED
+	// (SNAPSHOT_TOO_LARGE). Idempotent: yes (merging the same state twice
+	// changes nothing).
+	ImportPersona(grpc.ClientStreamingServer[ImportPersonaRequest, ImportPersonaResponse]) error
+	// ExportPersona asks the member holding a persona to hand it over to
+	// `to` (the persona's new owner): the holder stops serving it, streams it
+	// to `to` with ImportPersona, and drops its copy once `to` acknowledged.
+	// It returns after the hand-off. Mesh-internal.
+	// Errors: PERMISSION_DENIED (MESH_PEER_REQUIRED), NOT_FOUND
+	// (PERSONA_UNKNOWN: this member does not hold it), UNAVAILABLE
+	// (PERSONA_MOVING, PERSONA_NOT_OWNED when `to` is not the owner in this
+	// member's view, HANDOFF_FAILED). Idempotent: yes.
+	ExportPersona(context.Context, *ExportPersonaRequest) (*ExportPersonaResponse, error)
 	mustEmbedUnimplementedHippocampusServiceServer()
 }
 
@@ -266,8 +392,11 @@ func (UnimplementedHippocampusServiceServer) Telemetry(*TelemetryRequest, grpc.S
 func (UnimplementedHippocampusServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
-func (UnimplementedHippocampusServiceServer) ImportPersona(context.Context, *ImportPersonaRequest) (*ImportPersonaResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ImportPersona not implemented")
+func (UnimplementedHippocampusServiceServer) ImportPersona(grpc.ClientStreamingServer[ImportPersonaRequest, ImportPersonaResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportPersona not implemented")
+}
+func (UnimplementedHippocampusServiceServer) ExportPersona(context.Context, *ExportPersonaRequest) (*ExportPersonaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportPersona not implemented")
 }
 func (UnimplementedHippocampusServiceServer) mustEmbedUnimplementedHippocampusServiceServer() {}
 func (UnimplementedHippocampusServiceServer) testEmbeddedByValue()                            {}
@@ -445,20 +574,27 @@ func _HippocampusService_Stats_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
-func _HippocampusService_ImportPersona_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ImportPersonaRequest)
+func _HippocampusService_ImportPersona_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HippocampusServiceServer).ImportPersona(&grpc.GenericServerStream[ImportPersonaRequest, ImportPersonaResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HippocampusService_ImportPersonaServer = grpc.ClientStreamingServer[ImportPersonaRequest, ImportPersonaResponse]
+
+func _HippocampusService_ExportPersona_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportPersonaRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(HippocampusServiceServer).ImportPersona(ctx, in)
+		return srv.(HippocampusServiceServer).ExportPersona(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: HippocampusService_ImportPersona_FullMethodName,
+		FullMethod: HippocampusService_ExportPersona_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(HippocampusServiceServer).ImportPersona(ctx, req.(*ImportPersonaRequest))
+		return srv.(HippocampusServiceServer).ExportPersona(ctx, req.(*ExportPersonaRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -503,8 +639,8 @@ var HippocampusService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HippocampusService_Stats_Handler,
 		},
 		{
-			MethodName: "ImportPersona",
-			Handler:    _HippocampusService_ImportPersona_Handler,
+			MethodName: "ExportPersona",
+			Handler:    _HippocampusService_ExportPersona_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -512,6 +648,11 @@ var HippocampusService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Telemetry",
 			Handler:       _HippocampusService_Telemetry_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ImportPersona",
+			Handler:       _HippocampusService_ImportPersona_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "continuum/hippocampus/v1/hippocampus.proto",

@@ -11,6 +11,7 @@ package meshv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -28,10 +29,14 @@ type MemberState int32
 
 const (
 	MemberState_MEMBER_STATE_UNSPECIFIED MemberState = 0
-	MemberState_MEMBER_STATE_ALIVE       MemberState = 1
-	MemberState_MEMBER_STATE_SUSPECT     MemberState = 2
-	MemberState_MEMBER_STATE_DEAD        MemberState = 3
-	MemberState_MEMBER_STATE_LEFT        MemberState = 4
+	// Gossiping and answering probes.
+	MemberState_MEMBER_STATE_ALIVE MemberState = 1
+	// Failed a probe, not yet refuted.
+	MemberState_MEMBER_STATE_SUSPECT MemberState = 2
+	// Declared failed without a goodbye; still owns its keys.
+	MemberState_MEMBER_STATE_DEAD MemberState = 3
+	// Left gracefully; its keys have moved.
+	MemberState_MEMBER_STATE_LEFT MemberState = 4
 )
 
 // Enum value maps for MemberState.
@@ -81,9 +86,10 @@ func (MemberState) EnumDescriptor() ([]byte, []int) {
 
 // HostedPeer is a peer a node hosts and the envs it runs in.
 type HostedPeer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Envs          []string               `protobuf:"bytes,2,rep,name=envs,proto3" json:"envs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Peer name, or UUID in canonical lower-case form.
+	Name          string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Envs          []string `protobuf:"bytes,2,rep,name=envs,proto3" json:"envs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,12 +146,18 @@ type Member struct {
 	GossipAddress string                 `protobuf:"bytes,3,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
 	Services      []string               `protobuf:"bytes,4,rep,name=services,proto3" json:"services,omitempty"`
 	Peers         []*HostedPeer          `protobuf:"bytes,5,rep,name=peers,proto3" json:"peers,omitempty"`
-	Rooms         []string               `protobuf:"bytes,6,rep,name=rooms,proto3" json:"rooms,omitempty"`
-	State         MemberState            `protobuf:"varint,7,opt,name=state,proto3,enum=continuum.mesh.v1.MemberState" json:"state,omitempty"`
+	// Room UUIDs.
+	Rooms []string    `protobuf:"bytes,6,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	State MemberState `protobuf:"varint,7,opt,name=state,proto3,enum=continuum.mesh.v1.MemberState" json:"state,omitempty"`
 	// True for the node answering.
-	Self          bool `protobuf:"varint,8,opt,name=self,proto3" json:"self,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Self bool `protobuf:"varint,8,opt,name=self,proto3" json:"self,omitempty"`
+	// When the answering node saw the member enter its state.
+	StateSince *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=state_since,json=stateSince,proto3" json:"state_since,omitempty"`
+	// The member's metadata had to drop peers or rooms to fit the 512-byte
+	// gossip limit, so peers or rooms are incomplete.
+	MetadataTruncated bool `protobuf:"varint,10,opt,name=metadata_truncated,json=metadataTruncated,proto3" json:"metadata_truncated,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -234,6 +246,21 @@ func (x *Member) GetSelf() bool {
 	return false
 }
 
+func (x *Member) GetStateSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateSince
+	}
+	return nil
+}
+
+func (x *Member) GetMetadataTruncated() bool {
+	if x != nil {
+		return x.MetadataTruncated
+	}
+	return false
+}
+
+// MembersRequest asks for the member list.
 type MembersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Include dead and left members.
@@ -279,6 +306,7 @@ func (x *MembersRequest) GetIncludeGone() bool {
 	return false
 }
 
+// MembersResponse is the member list, sorted by name.
 type MembersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Members       []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
@@ -323,11 +351,13 @@ func (x *MembersResponse) GetMembers() []*Member {
 	return nil
 }
 
+// ResolveRequest names a service and, for a sharded one, a key.
 type ResolveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Service short name, e.g. "hippocampus".
+	// Service short name, e.g. "hippocampus": lower-case letters, digits and
+	// '-', at most 64 bytes.
 	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	// Shard key (e.g. a persona) for sharded services.
+	// Shard key (e.g. a persona) for sharded services; at most 1024 bytes.
 	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -377,6 +407,7 @@ func (x *ResolveRequest) GetKey() string {
 	return ""
 }
 
+// ResolveResponse names the member.
 type ResolveResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Member        *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
@@ -425,11 +456,11 @@ var File_continuum_mesh_v1_mesh_proto protoreflect.FileDescriptor
 
 const file_continuum_mesh_v1_mesh_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccontinuum/mesh/v1/mesh.proto\x12\x11continuum.mesh.v1\"4\n" +
+	"\x1ccontinuum/mesh/v1/mesh.proto\x12\x11continuum.mesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\n" +
 	"HostedPeer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04envs\x18\x02 \x03(\tR\x04envs\"\x97\x02\n" +
+	"\x04envs\x18\x02 \x03(\tR\x04envs\"\x83\x03\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12%\n" +
@@ -438,7 +469,11 @@ const file_continuum_mesh_v1_mesh_proto_rawDesc = "" +
 	"\x05peers\x18\x05 \x03(\v2\x1d.continuum.mesh.v1.HostedPeerR\x05peers\x12\x14\n" +
 	"\x05rooms\x18\x06 \x03(\tR\x05rooms\x124\n" +
 	"\x05state\x18\a \x01(\x0e2\x1e.continuum.mesh.v1.MemberStateR\x05state\x12\x12\n" +
-	"\x04self\x18\b \x01(\bR\x04self\"3\n" +
+	"\x04self\x18\b \x01(\bR\x04self\x12;\n" +
+	"\vstate_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"stateSince\x12-\n" +
+	"\x12metadata_truncated\x18\n" +
+	" \x01(\bR\x11metadataTruncated\"3\n" +
 	"\x0eMembersRequest\x12!\n" +
 	"\finclude_gone\x18\x01 \x01(\bR\vincludeGone\"F\n" +
 	"\x0fMembersResponse\x123\n" +
@@ -473,28 +508,30 @@ func file_continuum_mesh_v1_mesh_proto_rawDescGZIP() []byte {
 var file_continuum_mesh_v1_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_continuum_mesh_v1_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_continuum_mesh_v1_mesh_proto_goTypes = []any{
-	(MemberState)(0),        // 0: continuum.mesh.v1.MemberState
-	(*HostedPeer)(nil),      // 1: continuum.mesh.v1.HostedPeer
-	(*Member)(nil),          // 2: continuum.mesh.v1.Member
-	(*MembersRequest)(nil),  // 3: continuum.mesh.v1.MembersRequest
-	(*MembersResponse)(nil), // 4: continuum.mesh.v1.MembersResponse
-	(*ResolveRequest)(nil),  // 5: continuum.mesh.v1.ResolveRequest
-	(*ResolveResponse)(nil), // 6: continuum.mesh.v1.ResolveResponse
+	(MemberState)(0),              // 0: continuum.mesh.v1.MemberState
+	(*HostedPeer)(nil),            // 1: continuum.mesh.v1.HostedPeer
+	(*Member)(nil),                // 2: continuum.mesh.v1.Member
+	(*MembersRequest)(nil),        // 3: continuum.mesh.v1.MembersRequest
+	(*MembersResponse)(nil),       // 4: continuum.mesh.v1.MembersResponse
+	(*ResolveRequest)(nil),        // 5: continuum.mesh.v1.ResolveRequest
+	(*ResolveResponse)(nil),       // 6: continuum.mesh.v1.ResolveResponse
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_continuum_mesh_v1_mesh_proto_depIdxs = []int32{
 	1, // 0: continuum.mesh.v1.Member.peers:type_name -> continuum.mesh.v1.HostedPeer
 	0, // 1: continuum.mesh.v1.Member.state:type_name -> continuum.mesh.v1.MemberState
-	2, // 2: continuum.mesh.v1.MembersResponse.members:type_name -> continuum.mesh.v1.Member
-	2, // 3: continuum.mesh.v1.ResolveResponse.member:type_name -> continuum.mesh.v1.Member
-	3, // 4: continuum.mesh.v1.MeshService.Members:input_type -> continuum.mesh.v1.MembersRequest
-	5, // 5: continuum.mesh.v1.MeshService.Resolve:input_type -> continuum.mesh.v1.ResolveRequest
-	4, // 6: continuum.mesh.v1.MeshService.Members:output_type -> continuum.mesh.v1.MembersResponse
-	6, // 7: continuum.mesh.v1.MeshService.Resolve:output_type -> continuum.mesh.v1.ResolveResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7, // 2: continuum.mesh.v1.Member.state_since:type_name -> google.protobuf.Timestamp
+	2, // 3: continuum.mesh.v1.MembersResponse.members:type_name -> continuum.mesh.v1.Member
+	2, // 4: continuum.mesh.v1.ResolveResponse.member:type_name -> continuum.mesh.v1.Member
+	3, // 5: continuum.mesh.v1.MeshService.Members:input_type -> continuum.mesh.v1.MembersRequest
+	5, // 6: continuum.mesh.v1.MeshService.Resolve:input_type -> continuum.mesh.v1.ResolveRequest
+	4, // 7: continuum.mesh.v1.MeshService.Members:output_type -> continuum.mesh.v1.MembersResponse
+	6, // 8: continuum.mesh.v1.MeshService.Resolve:output_type -> continuum.mesh.v1.ResolveResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_continuum_mesh_v1_mesh_proto_init() }

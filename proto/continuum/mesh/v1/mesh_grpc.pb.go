@@ -30,14 +30,23 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // MeshService reports the members this node knows of and resolves services
-// to members.
+// to members. Every node serves it; answers are this node's view of the
+// gossip, which converges across nodes within seconds.
 type MeshServiceClient interface {
-	// Members lists the live members (and, on request, the dead and left
-	// ones this node still remembers). Idempotent: yes.
+	// Members lists the live (ALIVE and SUSPECT) members sorted by name, and
+	// with include_gone also the DEAD ones this node still remembers (until
+	// its dead-member TTL) and the LEFT ones.
+	// Errors: none beyond authentication. Idempotent: yes.
 	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
-	// Resolve names the member that serves a service, or for a sharded service
-	// the owner of a key (rendezvous hashing over live members).
-	// Errors: UNAVAILABLE (SERVICE_UNAVAILABLE). Idempotent: yes.
+	// Resolve names the member a call goes to. Without a key: this node when
+	// it serves the service, else a live member serving it (the one this
+	// node's calls stick to). With a key: the owner of that key of a sharded
+	// service (rendezvous hashing over the members serving it that have not
+	// LEFT); a failed owner is reported, not replaced.
+	// Errors: INVALID_ARGUMENT (INVALID_SERVICE, INVALID_KEY); UNAVAILABLE
+	// (SERVICE_UNAVAILABLE when no live member serves it; OWNER_DOWN with
+	// metadata member and state when the key's owner is DEAD or SUSPECT).
+	// Idempotent: yes.
 	Resolve(ctx context.Context, in *ResolveRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
 }
 
@@ -74,14 +83,23 @@ func (c *meshServiceClient) Resolve(ctx context.Context, in *ResolveRequest, opt
 // for forward compatibility.
 //
 // MeshService reports the members this node knows of and resolves services
-// to members.
+// to members. Every node serves it; answers are this node's view of the
+// gossip, which converges across nodes within seconds.
 type MeshServiceServer interface {
-	// Members lists the live members (and, on request, the dead and left
-	// ones this node still remembers). Idempotent: yes.
+	// Members lists the live (ALIVE and SUSPECT) members sorted by name, and
+	// with include_gone also the DEAD ones this node still remembers (until
+	// its dead-member TTL) and the LEFT ones.
+	// Errors: none beyond authentication. Idempotent: yes.
 	Members(context.Context, *MembersRequest) (*MembersResponse, error)
-	// Resolve names the member that serves a service, or for a sharded service
-	// the owner of a key (rendezvous hashing over live members).
-	// Errors: UNAVAILABLE (SERVICE_UNAVAILABLE). Idempotent: yes.
+	// Resolve names the member a call goes to. Without a key: this node when
+	// it serves the service, else a live member serving it (the one this
+	// node's calls stick to). With a key: the owner of that key of a sharded
+	// service (rendezvous hashing over the members serving it that have not
+	// LEFT); a failed owner is reported, not replaced.
+	// Errors: INVALID_ARGUMENT (INVALID_SERVICE, INVALID_KEY); UNAVAILABLE
+	// (SERVICE_UNAVAILABLE when no live member serves it; OWNER_DOWN with
+	// metadata member and state when the key's owner is DEAD or SUSPECT).
+	// Idempotent: yes.
 	Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error)
 	mustEmbedUnimplementedMeshServiceServer()
 }
