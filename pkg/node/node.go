@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -54,6 +56,8 @@ type Node struct {
 	tokens    *auth.Tokens
 
 	components []component
+	crashed    atomic.Bool
+	closeOnce  sync.Once
 	// Wired services, for tests and the binary.
 	Services Services
 }
@@ -213,17 +217,19 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) drain(stopBg context.CancelFunc, g *errgroup.Group, stopServe context.CancelFunc, serveDone chan error) {
 	n.log.Info("draining")
 	n.server.Health().Shutdown()
-	hctx, cancel := context.WithTimeout(context.Background(), n.drainTimeout())
-	for i := len(n.components) - 1; i >= 0; i-- {
-		if c := n.components[i]; c.beforeLeave != nil {
-			if err := c.beforeLeave(hctx); err != nil {
-				n.log.Error("hand-off before leaving failed", "service", c.name, "error", err)
+	if !n.crashed.Load() {
+		hctx, cancel := context.WithTimeout(context.Background(), n.drainTimeout())
+		for i := len(n.components) - 1; i >= 0; i-- {
+			if c := n.components[i]; c.beforeLeave != nil {
+				if err := c.beforeLeave(hctx); err != nil {
+					n.log.Error("hand-off before leaving failed", "service", c.name, "error", err)
+				}
 			}
 		}
-	}
-	cancel()
-	if err := n.mesh.Leave(3 * time.Second); err != nil {
-		n.log.Warn("leave mesh", "error", err)
+		cancel()
+		if err := n.mesh.Leave(3 * time.Second); err != nil {
+			n.log.Warn("leave mesh", "error", err)
+		}
 	}
 	stopBg()
 	if err := g.Wait(); err != nil {
@@ -242,8 +248,13 @@ func (n *Node) drainTimeout() time.Duration {
 	return 10 * time.Second
 }
 
-// closeAll closes stores (reverse start order), connections and telemetry.
+// closeAll closes stores (reverse start order), connections and telemetry,
+// once.
 func (n *Node) closeAll() {
+	n.closeOnce.Do(n.doClose)
+}
+
+func (n *Node) doClose() {
 	for i := len(n.components) - 1; i >= 0; i-- {
 		if c := n.components[i]; c.close != nil {
 			if err := c.close(); err != nil {
@@ -251,7 +262,6 @@ func (n *Node) closeAll() {
 			}
 		}
 	}
-	n.components = nil
 	if n.mesh != nil {
 		_ = n.mesh.Close()
 	}
@@ -265,12 +275,14 @@ func (n *Node) closeAll() {
 	}
 }
 
-// Crash stops the node abruptly, as a kill would: no hand-off, no leave,
-// no drain. For failure tests.
+// Crash cuts the node off abruptly, as a kill would: gossip stops without
+// a leave and every connection drops. Run then returns (once its context
+// ends) without hand-off or leave, only releasing what the process holds.
+// For failure tests.
 func (n *Node) Crash() {
+	n.crashed.Store(true)
 	_ = n.mesh.Shutdown()
 	n.server.GRPC().Stop()
-	n.closeAll()
 }
 
 func dataPath(cfg Config, parts ...string) string {

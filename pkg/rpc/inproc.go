@@ -3,10 +3,11 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
-	"sync"
 
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/test/bufconn"
 )
 
 // InprocAddr is the address of connections made through a server's
@@ -19,47 +20,42 @@ func (InprocAddr) Network() string { return "inproc" }
 
 func (a InprocAddr) String() string { return "inproc:" + a.Node }
 
-// inprocListener is a net.Listener fed by in-memory pipes.
+// inprocListener is a net.Listener fed by buffered in-memory pipes
+// (grpc's bufconn), whose connections report InprocAddr.
 type inprocListener struct {
-	addr   InprocAddr
-	conns  chan net.Conn
-	once   sync.Once
-	closed chan struct{}
+	addr InprocAddr
+	lis  *bufconn.Listener
 }
 
+// inprocBuffer is each direction's buffer; large enough that HTTP/2 frames
+// of ordinary calls never wait for the reader.
+const inprocBuffer = 1 << 20
+
 func newInprocListener(node string) *inprocListener {
-	return &inprocListener{addr: InprocAddr{Node: node}, conns: make(chan net.Conn), closed: make(chan struct{})}
+	return &inprocListener{addr: InprocAddr{Node: node}, lis: bufconn.Listen(inprocBuffer)}
 }
 
 var errListenerClosed = errors.New("in-process listener closed")
 
 func (l *inprocListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
+	c, err := l.lis.Accept()
+	if err != nil {
 		return nil, net.ErrClosed
 	}
+	return &inprocConn{Conn: c, addr: l.addr}, nil
 }
 
-func (l *inprocListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
+func (l *inprocListener) Close() error { return l.lis.Close() }
 
 func (l *inprocListener) Addr() net.Addr { return l.addr }
 
 // dial connects a new in-memory pipe to the listener.
 func (l *inprocListener) dial(ctx context.Context) (net.Conn, error) {
-	server, client := net.Pipe()
-	select {
-	case l.conns <- &inprocConn{Conn: server, addr: l.addr}:
-		return &inprocConn{Conn: client, addr: l.addr}, nil
-	case <-l.closed:
-		return nil, errListenerClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	c, err := l.lis.DialContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errListenerClosed, err)
 	}
+	return &inprocConn{Conn: c, addr: l.addr}, nil
 }
 
 // inprocConn reports InprocAddr as both ends' address.

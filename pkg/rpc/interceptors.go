@@ -171,7 +171,18 @@ func logger(l *slog.Logger) logging.Logger {
 	})
 }
 
-var logOpts = []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+// logOpts log each finished call: successes at debug (a busy node would
+// otherwise spend more on its log than on its work), client errors at
+// info, server errors at warn and error.
+var logOpts = []logging.Option{
+	logging.WithLogOnEvents(logging.FinishCall),
+	logging.WithLevels(func(c codes.Code) logging.Level {
+		if c == codes.OK {
+			return logging.LevelDebug
+		}
+		return logging.DefaultServerCodeToLevel(c)
+	}),
+}
 
 func logUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
 	return logging.UnaryServerInterceptor(logger(l), logOpts...)
