@@ -2,14 +2,18 @@ package node_test
 
 import (
 	"context"
+	"sort"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
+	"github.com/continuum-mesh/continuum/pkg/mesh"
 	"github.com/continuum-mesh/continuum/pkg/node/nodetest"
 	"github.com/continuum-mesh/continuum/pkg/rpc"
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
@@ -42,15 +46,31 @@ rules:
     verdict: allow
 `
 
+const (
+	room  = "6f1c2a3b-1111-2222-3333-444455556666"
+	room2 = "7a2d3b4c-1111-2222-3333-444455556666"
+)
+
+func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
+	t.Helper()
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestThreeNodeMesh(t *testing.T) {
 	// Registered first, so it runs last: after the nodes stopped and the
 	// test's connections closed.
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	m := nodetest.New(t)
-	a := m.Start("a", nodetest.Options{Policy: policyA})
-	b := m.Start("b", nodetest.Options{Policy: policyOpen})
-	m.Start("c", nodetest.Options{Policy: policyOpen})
+	a := m.Start("a", nodetest.Options{Policy: policyA, Rooms: []string{room2}})
+	b := m.Start("b", nodetest.Options{Policy: policyOpen, Rooms: []string{room, room2},
+		Peers: []mesh.HostedPeer{{Name: "b"}, {Name: "maya", Envs: []string{"web", "vr"}}}})
+	m.Start("c", nodetest.Options{Policy: policyOpen, Rooms: []string{room},
+		Peers: []mesh.HostedPeer{{Name: "c"}, {Name: "maya", Envs: []string{"cli"}}}})
 	m.WaitMembers(3, 15*time.Second)
 	ctx := context.Background()
 
@@ -89,6 +109,85 @@ func TestThreeNodeMesh(t *testing.T) {
 		_, err := userB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "airc://a/mesh/members"})
 		if status.Code(err) != codes.PermissionDenied || rpcerr.Reason(err) != "FORBIDDEN_NOT_ON_A" {
 			t.Fatalf("got %v (reason %q), want PERMISSION_DENIED FORBIDDEN_NOT_ON_A", err, rpcerr.Reason(err))
+		}
+	})
+
+	t.Run("a room fans out to its members, one result each", func(t *testing.T) {
+		resp, err := routerv1.NewRouterServiceClient(m.Dial(a, nodetest.AdminToken)).Dispatch(ctx,
+			&routerv1.DispatchRequest{Uri: "airc://room:" + room + "/debug/get-log-level"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, mr := range resp.GetMemberResults() {
+			if mr.GetError() != nil {
+				t.Fatalf("member %s failed: %v", mr.GetNode(), mr.GetError())
+			}
+			got[mr.GetNode()] = mr.GetResult().GetStructValue().GetFields()["level"].GetStringValue()
+		}
+		if d := cmp.Diff(map[string]string{"b": "info", "c": "info"}, got); d != "" {
+			t.Fatalf("room results (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("a broadcast reaches every env of the peer on every node", func(t *testing.T) {
+		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "airc://maya:*/mesh/members"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, mr := range resp.GetMemberResults() {
+			if mr.GetError() != nil {
+				t.Fatalf("member %s/%s failed: %v", mr.GetNode(), mr.GetEnv(), mr.GetError())
+			}
+			got = append(got, mr.GetNode()+":"+mr.GetEnv())
+		}
+		sort.Strings(got)
+		if d := cmp.Diff([]string{"b:vr", "b:web", "c:cli"}, got); d != "" {
+			t.Fatalf("broadcast targets (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("a partial failure is reported, never hidden", func(t *testing.T) {
+		// room2 is a and b; A's policy forbids the user the mesh, B's allows it.
+		resp, err := userB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "airc://room:" + room2 + "/mesh/members"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, mr := range resp.GetMemberResults() {
+			switch {
+			case mr.GetError() != nil:
+				got[mr.GetNode()] = mr.GetError().GetCode() + " " + mr.GetError().GetReason()
+			case mr.GetResult() != nil:
+				got[mr.GetNode()] = "ok"
+			}
+		}
+		want := map[string]string{"a": "PermissionDenied FORBIDDEN_NOT_ON_A", "b": "ok"}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("per-member outcome (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("a handle routes the command back to its owner node", func(t *testing.T) {
+		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "mesh/members",
+			Handle: &routerv1.Handle{OwnerService: "mesh", OwnerNode: "a", Id: "x", TypeTag: "test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetServedBy() != "a" {
+			t.Fatalf("served_by %q, want a", resp.GetServedBy())
+		}
+	})
+
+	t.Run("the log level is settable by URI", func(t *testing.T) {
+		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "airc://c/debug/set-log-level",
+			Params: mustStruct(t, map[string]any{"level": "debug"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lvl := resp.GetResult().GetStructValue().GetFields()["level"].GetStringValue(); lvl != "debug" || resp.GetServedBy() != "c" {
+			t.Fatalf("set-log-level answered %v by %s", resp.GetResult(), resp.GetServedBy())
 		}
 	})
 
