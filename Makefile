@@ -19,7 +19,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 9m
 LISTEN ?= 127.0.0.1:7400
 DATA ?= ./data
 
-.PHONY: all run build test generate generate-check lint bench fuzz docker compose-up compose-down e2e-compose chaos tools clean
+.PHONY: all run build test generate generate-check lint bench fuzz docker compose-check compose-up compose-down e2e-compose chaos tools clean
 
 all: build
 
@@ -78,6 +78,24 @@ fuzz:
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; done
+
+IMAGE ?= continuum:dev
+
+## docker: the FROM-scratch image from a static binary built here.
+docker:
+	rm -rf dist/docker && mkdir -p dist/docker/data
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o dist/docker/continuum ./cmd/continuum
+	docker build -f deploy/Dockerfile -t $(IMAGE) dist/docker
+
+compose-check:
+	@if [ -z "$(COMPOSE)" ]; then echo "neither 'docker compose' nor 'docker-compose' answers"; exit 1; fi
+
+## compose-up: the mesh as one container per service.
+compose-up: compose-check docker
+	$(COMPOSE) up -d
+
+compose-down: compose-check
+	$(COMPOSE) down -v
 
 clean:
 	rm -rf $(BIN) dist

@@ -36,10 +36,10 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", envOr("CONTINUUM_ADDR", "127.0.0.1:7400"), "node gRPC address ($CONTINUUM_ADDR)")
 	fs.StringVar(&c.token, "token", os.Getenv("CONTINUUM_TOKEN"), "bearer token ($CONTINUUM_TOKEN)")
 	fs.StringVar(&c.tokenFile, "token-file", "./data/admin.token", "file holding the bearer token, used when --token is empty and the file exists")
-	fs.StringVar(&c.tlsCA, "tls-ca", "", "CA certificate to verify the server with (enables TLS)")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CONTINUUM_TLS_CA"), "CA certificate to verify the server with (enables TLS; $CONTINUUM_TLS_CA)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "client certificate (mTLS)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "client key (mTLS)")
-	fs.StringVar(&c.serverName, "tls-server-name", "", "server name to verify (default: the host of --addr)")
+	fs.StringVar(&c.serverName, "tls-server-name", os.Getenv("CONTINUUM_TLS_SERVER_NAME"), "server name to verify (default: the host of --addr; $CONTINUUM_TLS_SERVER_NAME)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "call timeout (0: none, for streams)")
 }
 

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
+	"github.com/continuum-mesh/continuum/pkg/certs"
 	"github.com/continuum-mesh/continuum/pkg/mesh"
 	"github.com/continuum-mesh/continuum/pkg/node"
 	"github.com/continuum-mesh/continuum/services/debug"
@@ -27,6 +28,7 @@ type nodeFlags struct {
 	node, listen, advertise, data, policy, tokens            string
 	gossip, gossipAdvertise, profile, gossipKeyFile          string
 	tlsCert, tlsKey, tlsCA, logLevel, logFormat, genomeTiers string
+	certsDir                                                 string
 	insecure                                                 bool
 	join, peers, rooms                                       listFlag
 }
@@ -48,6 +50,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet, defaults nodeFlags) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (node certificate from 'continuum certs issue')")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "mesh CA certificate: enables mTLS between members")
+	fs.StringVar(&f.certsDir, "certs-dir", "", "mesh certificates directory: uses ca.crt and <node>.crt/.key there, or issues this node's certificate from ca.key into <data>/certs when it has none (for scaled replicas)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plaintext gRPC on a non-loopback address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -63,6 +66,11 @@ func (f *nodeFlags) config(services []string, stdout io.Writer, bootstrap bool) 
 		return node.Config{}, nil, usageError("--log-level must be debug, info, warn or error")
 	}
 	level.Set(l)
+	if f.certsDir != "" {
+		if err := f.useCertsDir(); err != nil {
+			return node.Config{}, nil, err
+		}
+	}
 	if f.tlsCert == "" && !f.insecure && !node.IsLoopback(f.listen) {
 		return node.Config{}, nil, usageError("refusing plaintext gRPC on %s: give --tls-cert/--tls-key, listen on loopback, or pass --insecure", f.listen)
 	}
@@ -224,4 +232,45 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return n.Run(ctx)
+}
+
+// useCertsDir points the TLS flags at a mesh certificates directory. A
+// node without a certificate of its own there gets one issued from the CA
+// key into <data>/certs: scaled replicas cannot be named ahead of time.
+func (f *nodeFlags) useCertsDir() error {
+	f.tlsCA = filepath.Join(f.certsDir, certs.CACertFile)
+	cert := filepath.Join(f.certsDir, certs.NodeCertFile(f.node))
+	key := filepath.Join(f.certsDir, certs.NodeKeyFile(f.node))
+	if _, err := os.Stat(cert); err == nil {
+		f.tlsCert, f.tlsKey = cert, key
+		return nil
+	}
+	own := filepath.Join(f.data, "certs")
+	f.tlsCert = filepath.Join(own, certs.NodeCertFile(f.node))
+	f.tlsKey = filepath.Join(own, certs.NodeKeyFile(f.node))
+	if _, err := os.Stat(f.tlsCert); err == nil {
+		return nil
+	}
+	ca, err := certs.LoadCA(f.certsDir)
+	if err != nil {
+		return fmt.Errorf("--certs-dir: no certificate for node %s and no CA to issue one: %w", f.node, err)
+	}
+	hosts := []string{}
+	if h, err := os.Hostname(); err == nil && h != f.node {
+		hosts = append(hosts, h)
+	}
+	kp, err := ca.Issue(f.node, hosts, certs.Options{})
+	if err != nil {
+		return fmt.Errorf("--certs-dir: %w", err)
+	}
+	if err := os.MkdirAll(own, 0o700); err != nil {
+		return fmt.Errorf("--certs-dir: %w", err)
+	}
+	if err := os.WriteFile(f.tlsKey, kp.KeyPEM, 0o600); err != nil {
+		return fmt.Errorf("--certs-dir: %w", err)
+	}
+	if err := os.WriteFile(f.tlsCert, kp.CertPEM, 0o600); err != nil {
+		return fmt.Errorf("--certs-dir: %w", err)
+	}
+	return nil
 }

@@ -451,3 +451,28 @@ func TestRunRejoinsWhileAlone(t *testing.T) {
 	eventually(t, 10*time.Second, "b rejoins", wantState(b.Mesh, "alone-a", Alive))
 	eventually(t, 10*time.Second, "a2 sees b", wantState(a2, "alone-b", Alive))
 }
+
+// TestJoinListNamingSelf: in compose every container may get the same join
+// list, the first one included; joining only itself succeeds at once.
+func TestJoinListNamingSelf(t *testing.T) {
+	t.Parallel()
+	probe, err := New(Config{Node: "probe-self", GossipAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", Profile: ProfileLocal}, Deps{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Self().GossipAddr
+	_ = probe.Close()
+	m, err := New(Config{Node: "self-seed", GossipAddr: addr, GRPCAddr: "127.0.0.1:1", Profile: ProfileLocal, Join: []string{addr}}, Deps{Logger: testLogger()})
+	if err != nil {
+		t.Skipf("could not rebind %s: %v", addr, err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if got := names(m.Members()); !slices.Equal(got, []string{"self-seed"}) {
+		t.Errorf("members %v", got)
+	}
+}

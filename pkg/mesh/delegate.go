@@ -17,14 +17,11 @@ type delegate struct{ m *Mesh }
 // MetaMaxSize when it was set; a smaller limit (memberlist never asks for
 // one) gets it re-encoded.
 func (d delegate) NodeMeta(limit int) []byte {
-	b := *d.m.meta.Load()
-	if len(b) <= limit {
-		return b
+	st := d.m.meta.Load()
+	if len(st.encoded) <= limit {
+		return st.encoded
 	}
-	d.m.infoMu.Lock()
-	info := d.m.info
-	d.m.infoMu.Unlock()
-	out, _, _, err := encodeMeta(info, limit)
+	out, _, _, err := encodeMeta(st.info, limit)
 	if err != nil {
 		d.m.log.Error("node metadata does not fit memberlist's limit", "limit", limit, "error", err)
 		return nil

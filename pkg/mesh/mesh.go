@@ -63,8 +63,9 @@ type Mesh struct {
 	pool   *pool
 	tuning tuning
 
-	// meta is the encoded node metadata memberlist asks for.
-	meta atomic.Pointer[[]byte]
+	// meta is the node metadata memberlist asks for, read without locks
+	// (memberlist asks while UpdateNode runs under infoMu).
+	meta atomic.Pointer[metaState]
 	// infoMu serializes metadata updates (never held with roster.mu).
 	infoMu sync.Mutex
 	info   localInfo
@@ -157,8 +158,14 @@ func (m *Mesh) setMeta(info localInfo) error {
 			"peers_kept", peers, "peers_dropped", len(info.Peers)-peers,
 			"rooms_kept", rooms, "rooms_dropped", len(info.Rooms)-rooms)
 	}
-	m.meta.Store(&b)
+	m.meta.Store(&metaState{encoded: b, info: info})
 	return nil
+}
+
+// metaState is an encoded record and what it was encoded from.
+type metaState struct {
+	encoded []byte
+	info    localInfo
 }
 
 // Start joins cfg.Join, retrying with backoff until one join succeeds or

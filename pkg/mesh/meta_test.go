@@ -208,3 +208,25 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 	})
 }
+
+// TestNodeMetaSmallerLimit: should memberlist ever ask for less than 512
+// bytes, the record is re-encoded to fit rather than overflowing.
+func TestNodeMetaSmallerLimit(t *testing.T) {
+	t.Parallel()
+	m := offlineMesh("a", newFakeClock())
+	if err := m.setMeta(localInfo{GRPCAddr: "10.0.0.1:7400", Services: []string{"mesh"}, Peers: manyPeers(20), Rooms: manyRooms(20)}); err != nil {
+		t.Fatal(err)
+	}
+	d := delegate{m}
+	if got := len(d.NodeMeta(MetaMaxSize)); got > MetaMaxSize || got < 400 {
+		t.Errorf("NodeMeta(512) = %d bytes", got)
+	}
+	small := d.NodeMeta(100)
+	if len(small) > 100 {
+		t.Fatalf("NodeMeta(100) = %d bytes", len(small))
+	}
+	info, err := decodeMeta(small)
+	if err != nil || !info.PeersTruncated || info.GRPCAddr != "10.0.0.1:7400" {
+		t.Errorf("NodeMeta(100) decodes to %+v, %v", info, err)
+	}
+}

@@ -104,7 +104,8 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	return rest, nil
 }
 
-// cliError renders a status error as "CODE REASON k=v ...: message".
+// cliError renders a status error as "op: CODE REASON k=v ...: message",
+// keeping the status reachable with errors.As and status.FromError.
 func cliError(op string, err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
@@ -115,8 +116,17 @@ func cliError(op string, err error) error {
 		parts = append(parts, r)
 	}
 	parts = append(parts, rpcerr.Metadata(err)...)
-	return fmt.Errorf("%s: %s: %s: %w", op, strings.Join(parts, " "), st.Message(), err)
+	return &commandError{text: fmt.Sprintf("%s: %s: %s", op, strings.Join(parts, " "), st.Message()), err: err}
 }
+
+type commandError struct {
+	text string
+	err  error
+}
+
+func (e *commandError) Error() string { return e.text }
+
+func (e *commandError) Unwrap() error { return e.err }
 
 func printJSON(out io.Writer, m proto.Message) error {
 	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)

@@ -7,7 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/continuum-mesh/continuum/pkg/rpc/rpctest"
+	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 )
 
 func TestCLI(t *testing.T) {
@@ -56,6 +60,9 @@ func TestCLI(t *testing.T) {
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q lacks %q", err, s)
 					}
+				}
+				if status.Code(err) != codes.Unavailable || rpcerr.Reason(err) == "" {
+					t.Errorf("the status is not reachable through the CLI error: %v", err)
 				}
 				return
 			case err != nil:
