@@ -59,7 +59,10 @@ type Config struct {
 
 // AllServices are the services a node runs when none are named, in start
 // order (what others depend on first).
-var AllServices = []string{"mesh", "debug", "router"}
+var AllServices = []string{
+	"mesh", "debug", "router",
+	// continuum:generate:services (continuum generate service inserts names above)
+}
 
 // Has reports whether the node runs service.
 func (c Config) Has(service string) bool {

@@ -73,6 +73,7 @@ func (n *Node) wire() error {
 			svc.Register(n.server)
 			n.Services.Router = svc
 			n.components = append(n.components, component{name: name, run: svc.Run})
+		// continuum:generate:wire (continuum generate service inserts cases above)
 		default:
 			return fmt.Errorf("node: service %q is not wired", name)
 		}
