@@ -35,7 +35,7 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", envOr("CONTINUUM_ADDR", "127.0.0.1:7400"), "node gRPC address ($CONTINUUM_ADDR)")
 	fs.StringVar(&c.token, "token", os.Getenv("CONTINUUM_TOKEN"), "bearer token ($CONTINUUM_TOKEN)")
-	fs.StringVar(&c.tokenFile, "token-file", "./data/admin.token", "file holding the bearer token, used when --token is empty and the file exists")
+	fs.StringVar(&c.tokenFile, "token-file", envOr("CONTINUUM_TOKEN_FILE", "./data/admin.token"), "file holding the bearer token, used when --token is empty and the file exists ($CONTINUUM_TOKEN_FILE)")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CONTINUUM_TLS_CA"), "CA certificate to verify the server with (enables TLS; $CONTINUUM_TLS_CA)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "client certificate (mTLS)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "client key (mTLS)")

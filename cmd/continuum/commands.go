@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"google.golang.org/grpc"
 
@@ -11,6 +15,19 @@ import (
 )
 
 func cmdCerts(_ context.Context, args []string, stdout, _ io.Writer) error {
+	// "certs init --if-missing" leaves an existing CA alone, so a one-shot
+	// compose job can run on every `up`.
+	if len(args) > 0 && args[0] == "init" {
+		rest, ifMissing := withoutFlag(args[1:], "--if-missing")
+		if ifMissing {
+			dir := flagValue(rest, "--dir", "data/certs")
+			if _, err := os.Stat(filepath.Join(dir, certs.CACertFile)); err == nil {
+				fmt.Fprintf(stdout, "CA exists in %s; keeping it\n", dir)
+				return nil
+			}
+		}
+		args = append([]string{"init"}, rest...)
+	}
 	if err := certs.RunCLI(args, stdout); err != nil {
 		return exitError{code: 1, msg: "continuum certs: " + err.Error()}
 	}
@@ -41,9 +58,56 @@ func remote(name string, run func(ctx context.Context, args []string, conn grpc.
 	}
 }
 
+// cmdTokens implements "tokens init --dir D": admin.token, user.token and
+// a tokens.yaml of their hashes, each written only when missing.
+func cmdTokens(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tokens", stderr)
+	dir := fs.String("dir", "./data", "directory for admin.token, user.token and tokens.yaml")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if len(pos) != 1 || pos[0] != "init" {
+		return usageError("usage: continuum tokens init [--dir DIR]")
+	}
+	if err := os.MkdirAll(*dir, 0o750); err != nil {
+		return err
+	}
+	return bootstrapTokens(*dir, filepath.Join(*dir, "tokens.yaml"), stdout)
+}
+
 // serviceCommands are the clients and tools of the services.
 func serviceCommands() map[string]command {
 	return map[string]command{
+		"tokens": cmdTokens,
 		"mesh": remote("mesh", meshsvc.RunCLI),
 	}
+}
+
+// withoutFlag removes a boolean flag from args and reports whether it was
+// there.
+func withoutFlag(args []string, flag string) ([]string, bool) {
+	out := args[:0:0]
+	found := false
+	for _, a := range args {
+		if a == flag || a == flag+"=true" {
+			found = true
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, found
+}
+
+// flagValue returns the value of "--name v" or "--name=v" in args.
+func flagValue(args []string, name, def string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return def
 }

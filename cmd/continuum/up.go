@@ -36,12 +36,12 @@ type nodeFlags struct {
 func (f *nodeFlags) register(fs *flag.FlagSet, defaults nodeFlags) {
 	fs.StringVar(&f.node, "node", defaults.node, "this node's name")
 	fs.StringVar(&f.listen, "listen", defaults.listen, "gRPC listen address")
-	fs.StringVar(&f.advertise, "advertise", "", "gRPC address other members dial (default: the listen address)")
-	fs.StringVar(&f.data, "data", defaults.data, "data directory")
+	fs.StringVar(&f.advertise, "advertise", "", "gRPC address other members dial (default: the listen address; ':PORT' uses this host's first non-loopback IP)")
+	fs.StringVar(&f.data, "data", defaults.data, "data directory ('{node}' is replaced by the node name)")
 	fs.StringVar(&f.policy, "policy", "", "policy YAML file (default: <data>/policy.yaml, written with the default policy when missing)")
 	fs.StringVar(&f.tokens, "tokens", "", "bearer tokens YAML file (default: <data>/tokens.yaml)")
 	fs.StringVar(&f.gossip, "gossip", defaults.gossip, "memberlist bind address")
-	fs.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "memberlist address other members use")
+	fs.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "memberlist address other members use (':PORT' uses this host's first non-loopback IP)")
 	fs.StringVar(&f.profile, "mesh-profile", "lan", "failure detection profile: lan or local")
 	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding a 16/24/32-byte gossip encryption key")
 	fs.Var(&f.join, "join", "gossip address of a member to join (repeatable)")
@@ -66,6 +66,7 @@ func (f *nodeFlags) config(services []string, stdout io.Writer, bootstrap bool) 
 		return node.Config{}, nil, usageError("--log-level must be debug, info, warn or error")
 	}
 	level.Set(l)
+	f.data = strings.ReplaceAll(f.data, "{node}", f.node)
 	if f.certsDir != "" {
 		if err := f.useCertsDir(); err != nil {
 			return node.Config{}, nil, err

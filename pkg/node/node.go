@@ -108,12 +108,19 @@ func New(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if advertise == "" {
 		advertise = n.server.Addr()
 	}
+	if advertise, err = resolveAdvertise(advertise); err != nil {
+		return nil, err
+	}
+	gossipAdvertise, err := resolveAdvertise(cfg.GossipAdvertise)
+	if err != nil {
+		return nil, err
+	}
 	gossip := cfg.GossipListen
 	if gossip == "" {
 		gossip = "127.0.0.1:0"
 	}
 	n.mesh, err = mesh.New(mesh.Config{
-		Node: cfg.Node, GossipAddr: gossip, AdvertiseAddr: cfg.GossipAdvertise, GRPCAddr: advertise,
+		Node: cfg.Node, GossipAddr: gossip, AdvertiseAddr: gossipAdvertise, GRPCAddr: advertise,
 		Services: cfg.services(), Peers: cfg.Peers, Rooms: cfg.Rooms, Join: cfg.Join,
 		Profile: cfg.MeshProfile, SecretKey: cfg.GossipKey,
 	}, mesh.Deps{Logger: log, Dial: n.dialMember, Local: n.local, Now: time.Now})
