@@ -250,7 +250,7 @@ func TestMeshClientVerifiesServer(t *testing.T) {
 		{"server of another CA", impostor, client, false},
 		{"server of another CA, expected node", impostor, certs.ExpectNode(client, "node-b"), false},
 		{"server certificate without server auth usage", wrongUsage, client, false},
-		{"ExpectNode on an unverifying config", good, certs.ExpectNode(&tls.Config{InsecureSkipVerify: true}, "node-b"), false}, //nolint:gosec // the point of the test
+		{"ExpectNode on an unverifying config", good, certs.ExpectNode(&tls.Config{InsecureSkipVerify: true}, "node-b"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

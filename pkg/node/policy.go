@@ -79,7 +79,8 @@ func (a policyAdmin) Put(pb *routerv1.Policy, yaml string, expected uint64) (uin
 	if err != nil {
 		var pe *policy.Error
 		if errors.As(err, &pe) {
-			return 0, rpcerr.New(codes.InvalidArgument, router.ReasonPolicyInvalid, err.Error(), "where", pe.Where())
+			return 0, rpcerr.New(codes.InvalidArgument, router.ReasonPolicyInvalid, err.Error(),
+				"where", pe.Where(), "problem", string(pe.Problem), "line", strconv.Itoa(pe.Line))
 		}
 		return 0, rpcerr.New(codes.InvalidArgument, router.ReasonPolicyInvalid, err.Error())
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -72,6 +73,10 @@ func (n *Node) wire() error {
 			}
 			svc.Register(n.server)
 			n.Services.Router = svc
+			if n.Services.Policy.Drifted() {
+				_, v := n.Services.Policy.Get()
+				svc.ReportDrift(context.Background(), v, "policy file edited while the node was down")
+			}
 			n.components = append(n.components, component{name: name, run: svc.Run})
 		// continuum:generate:wire (continuum generate service inserts cases above)
 		default:

@@ -62,6 +62,32 @@ func BenchmarkEvaluate(b *testing.B) {
 			}
 		})
 	}
+	// The default policy (data/policy.yaml), as a user reading.
+	def := policy.Default()
+	b.Run("default-policy-user-recall", func(b *testing.B) {
+		u := uri.MustParse("airc://maya/hippocampus/recall")
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = def.Evaluate(user, u)
+		}
+	})
+	b.Run("default-policy-user-event", func(b *testing.B) {
+		u := uri.MustParse("events/data:chat:created/subscribe")
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = def.Evaluate(user, u)
+		}
+	})
+	// A dry-run rule matches: the one case that allocates (the reported
+	// would-be verdict).
+	dry := mustParse(b, "default: allow\nrules:\n  - callers: [\"*\"]\n    uris: [\"**\"]\n    verdict: forbid\n    reason: trial\n    dry_run: true\n")
+	b.Run("dry-run-match", func(b *testing.B) {
+		u := uri.MustParse("genome/page-in")
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = dry.Evaluate(user, u)
+		}
+	})
 	// For comparison: the same first-match walk calling uri.MatchURI,
 	// which parses its pattern on every call. This is why Policy compiles
 	// its patterns; the gap grows with the patterns a caller reaches.
@@ -80,6 +106,16 @@ func BenchmarkEvaluate(b *testing.B) {
 	})
 	b.Run("uncompiled-uri-keyed-default", func(b *testing.B) {
 		benchUncompiled(b, keyed, user, uri.MustParse("airc://maya:web/hippocampus/peek"))
+	})
+	// The index's worst case: every pattern of every rule starts with a
+	// wildcard, so all 80 patterns are tried.
+	wild := wildcardFirstPolicy(b)
+	b.Run("wildcard-first-default", func(b *testing.B) {
+		u := uri.MustParse("airc://maya:web/hippocampus/peek")
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = wild.Evaluate(user, u)
+		}
 	})
 	// Parse plus Evaluate: what a gate that parsed the URI string every
 	// time would pay.
@@ -113,6 +149,22 @@ func uriKeyedPolicy(b *testing.B) *policy.Policy {
 	for i := 0; i < 20; i++ {
 		fmt.Fprintf(&sb, `  - callers: ["*"]
     uris: ["svc%d/read/*/x", "airc://maya@rig:vr/svc%d/**", "svc%d/*/list", "events/*/svc%d"]
+    verdict: allow
+`, i, i, i, i)
+	}
+	p, err := policy.Parse([]byte(sb.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+func wildcardFirstPolicy(b *testing.B) *policy.Policy {
+	var sb strings.Builder
+	sb.WriteString("default: forbid\nrules:\n")
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&sb, `  - callers: ["*"]
+    uris: ["*/svc%d/**", "*/*/svc%d", "airc://*:vr/*/svc%d", "*/x/svc%d"]
     verdict: allow
 `, i, i, i, i)
 	}

@@ -67,9 +67,11 @@ rules:
     env: web
 
   # 4. The audit trail's topics are evidence: users may neither publish to
-  #    them nor read them as events (admins read the log through the audit
-  #    service). Patterns cannot glob inside a segment, so the audit topics
-  #    are listed by name.
+  #    them (that would forge audit entries) nor read them as events (admins
+  #    read the log through the audit service). Patterns cannot glob inside
+  #    a segment, so the audit topics are listed by name; the events service
+  #    also gates every delivery of a wildcard subscription by its concrete
+  #    topic, so subscribing to "audit:*" or ">" does not reach them either.
   - callers: ["user"]
     uris:
       - "events/audit/**"
@@ -77,7 +79,9 @@ rules:
       - "events/audit:refusal/*"
       - "events/audit:access-denied/*"
       - "events/audit:governor-override/*"
+      - "events/audit:policy-drift/*"
       - "events/audit:federation-policy-drift/*"
+      - "events/genome/working_set.access_denied/*"
     verdict: forbid
     reason: audit-topic
 

@@ -7,6 +7,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/continuum-mesh/continuum/pkg/auditevents"
+	"github.com/continuum-mesh/continuum/pkg/auditlog"
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/policy"
 	"github.com/continuum-mesh/continuum/pkg/uri"
@@ -76,6 +78,29 @@ func TestDefault(t *testing.T) {
 		got := p.Evaluate(tc.caller, uri.MustParse(tc.uri))
 		if diff := cmp.Diff(policy.Evaluation{Effective: tc.want}, got); diff != "" {
 			t.Errorf("Evaluate(%s, %s) (-want +got):\n%s", tc.caller.Name, tc.uri, diff)
+		}
+	}
+}
+
+// No audit topic is open to users, for publish (forging audit entries) or
+// subscribe.
+func TestDefaultClosesAuditTopics(t *testing.T) {
+	t.Parallel()
+	p := policy.Default()
+	topics := []string{
+		auditevents.ClassName, auditevents.TopicRefusal, auditevents.TopicAccessDenied,
+		auditevents.TopicGovernorOverride, auditevents.TopicPolicyDrift, auditevents.ArtifactAccessDenied,
+		auditevents.ClassName + ":>",
+	}
+	for _, k := range []string{auditlog.KindRefusal, auditlog.KindAccessDenied, auditlog.KindGovernorOverride, auditlog.KindFederationPolicyDrift} {
+		topics = append(topics, auditevents.ClassName+":"+k)
+	}
+	for _, topic := range topics {
+		for _, action := range []string{"publish", "subscribe"} {
+			u := "events/" + topic + "/" + action
+			if v := p.Evaluate(user, uri.MustParse(u)).Effective; v.Kind != policy.Forbidden || v.Reason != "audit-topic" {
+				t.Errorf("user on %s: %+v, want forbidden audit-topic", u, v)
+			}
 		}
 	}
 }

@@ -27,6 +27,7 @@ var (
 		uri.MustParse("events/data:chat:created/subscribe"),
 		uri.MustParse("events/audit:refusal/publish"),
 		uri.MustParse("a/b/c/"),
+		uri.MustParse("a/b/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17"),
 		uri.MustParse("x"),
 		uri.MustParse("airc:///mesh/members"),
 		uri.MustParse("airc://maya/scene/spawn"),

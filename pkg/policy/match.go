@@ -175,11 +175,70 @@ func (pt *uriPattern) firstLiteral() (lit string, ok bool) {
 	return pt.segs[0].literal, true
 }
 
-func (pt *uriPattern) match(u uri.URI) bool {
+func (pt *uriPattern) match(u *uri.URI) bool {
 	return pt.matchAuthority(u) && pt.matchPath(u.Path)
 }
 
-func (pt *uriPattern) matchAuthority(u uri.URI) bool {
+// target is the URI Evaluate matches, with its path split into segments
+// on first use, so that the patterns that get to look at the path do not
+// each split it again. Paths of more than maxSplitSegments segments are
+// matched unsplit (matchPath).
+type target struct {
+	u *uri.URI
+	// n is the number of segments in buf: 0 before the first split, -1
+	// when there are too many. (A slice of buf kept in the struct would
+	// make it escape to the heap.)
+	n   int
+	buf [maxSplitSegments]string
+}
+
+const maxSplitSegments = 16
+
+// split returns the path's segments, as strings.Split(path, "/") would,
+// or false when there are more than maxSplitSegments.
+func (t *target) split() ([]string, bool) {
+	if t.n == 0 {
+		t.n = -1
+		path := t.u.Path
+		for n := 0; n < len(t.buf); {
+			seg, rest, more := strings.Cut(path, "/")
+			t.buf[n] = seg
+			n++
+			if !more {
+				t.n = n
+				break
+			}
+			path = rest
+		}
+	}
+	if t.n < 0 {
+		return nil, false
+	}
+	return t.buf[:t.n], true
+}
+
+// matchSplit is match for a path already split into segments: a literal
+// matches itself, "*" one non-empty segment, a final "**" whatever is left.
+func (pt *uriPattern) matchSplit(u *uri.URI, segs []string) bool {
+	if !pt.matchAuthority(u) {
+		return false
+	}
+	if len(segs) < len(pt.segs) || !pt.tail && len(segs) != len(pt.segs) {
+		return false
+	}
+	for i := range pt.segs {
+		if s := &pt.segs[i]; s.any {
+			if segs[i] == "" {
+				return false
+			}
+		} else if s.literal != segs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (pt *uriPattern) matchAuthority(u *uri.URI) bool {
 	switch pt.kind {
 	case anyAuthority:
 		return true
@@ -189,7 +248,7 @@ func (pt *uriPattern) matchAuthority(u uri.URI) bool {
 		if u.Kind != uri.KindPeer && u.Kind != uri.KindBroadcast {
 			return false
 		}
-		if pt.peer != "*" && pt.peer != u.Peer && !(pt.peerUUID && strings.EqualFold(pt.peer, u.Peer)) {
+		if pt.peer != "*" && pt.peer != u.Peer && (!pt.peerUUID || !strings.EqualFold(pt.peer, u.Peer)) {
 			return false
 		}
 		return anyOr(pt.node, u.Node) && anyOr(pt.env, u.Env)

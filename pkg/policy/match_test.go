@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/continuum-mesh/continuum/pkg/uri"
@@ -38,8 +39,12 @@ func TestMatchAgreesWithURI(t *testing.T) {
 		}
 		for _, s := range matchURIs {
 			u := uri.MustParse(s)
-			if got, want := pt.match(u), uri.MatchURI(p, u); got != want {
+			want := uri.MatchURI(p, u)
+			if got := pt.match(&u); got != want {
 				t.Errorf("match(%q, %q) = %v, uri.MatchURI says %v", p, s, got, want)
+			}
+			if got, ok := matchSplit(&pt, &u); ok && got != want {
+				t.Errorf("matchSplit(%q, %q) = %v, uri.MatchURI says %v", p, s, got, want)
 			}
 		}
 	}
@@ -103,8 +108,41 @@ func FuzzMatch(f *testing.F) {
 			}
 			return
 		}
-		if got, want := pt.match(u), uri.MatchURI(p, u); got != want {
+		want := uri.MatchURI(p, u)
+		if got := pt.match(&u); got != want {
 			t.Fatalf("match(%q, %q) = %v, uri.MatchURI says %v", p, s, got, want)
 		}
+		if got, ok := matchSplit(&pt, &u); ok && got != want {
+			t.Fatalf("matchSplit(%q, %q) = %v, uri.MatchURI says %v", p, s, got, want)
+		}
 	})
+}
+
+// matchSplit matches through the split path, as Evaluate does; ok is false
+// when the path has too many segments to split.
+func matchSplit(pt *uriPattern, u *uri.URI) (matched, ok bool) {
+	t := target{u: u}
+	segs, ok := t.split()
+	if !ok {
+		return false, false
+	}
+	return pt.matchSplit(u, segs), true
+}
+
+func TestSplit(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"a", "a/b", "a/b/", "a//b", "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16", "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17"} {
+		tg := target{u: &uri.URI{Path: path}}
+		segs, ok := tg.split()
+		want := strings.Split(path, "/")
+		if len(want) > maxSplitSegments {
+			if ok {
+				t.Errorf("split(%q) = %q, want too many", path, segs)
+			}
+			continue
+		}
+		if !ok || strings.Join(segs, "|") != strings.Join(want, "|") {
+			t.Errorf("split(%q) = %q, %v; want %q", path, segs, ok, want)
+		}
+	}
 }

@@ -187,12 +187,16 @@ func New(def VerdictKind, rules []Rule) (*Policy, error) {
 		def = Forbidden
 	case Allowed, Forbidden:
 	default:
-		return nil, &Error{Rule: DefaultRule, Field: "default", Problem: ProblemUnknownDefault,
-			Detail: fmt.Sprintf("default must be allow or forbid, not %s", def)}
+		return nil, &Error{
+			Rule: DefaultRule, Field: "default", Problem: ProblemUnknownDefault,
+			Detail: fmt.Sprintf("default must be allow or forbid, not %s", def),
+		}
 	}
 	if len(rules) > MaxRules {
-		return nil, &Error{Rule: DefaultRule, Field: "rules", Problem: ProblemTooManyRules,
-			Detail: fmt.Sprintf("%d rules; at most %d", len(rules), MaxRules)}
+		return nil, &Error{
+			Rule: DefaultRule, Field: "rules", Problem: ProblemTooManyRules,
+			Detail: fmt.Sprintf("%d rules; at most %d", len(rules), MaxRules),
+		}
 	}
 	p := &Policy{
 		def:            def,
@@ -218,8 +222,10 @@ func New(def VerdictKind, rules []Rule) (*Policy, error) {
 func compileRule(i int, r Rule) (compiledRule, error) {
 	c := compiledRule{verdict: Verdict{Kind: r.Verdict, Reason: r.Reason, Env: r.Env, Rule: i, DryRun: r.DryRun}}
 	if len(r.Callers) == 0 {
-		return c, &Error{Rule: i, Field: "callers", Problem: ProblemEmptyList,
-			Detail: `callers is missing or empty; name the principals the rule is for ("*" for everyone)`}
+		return c, &Error{
+			Rule: i, Field: "callers", Problem: ProblemEmptyList,
+			Detail: `callers is missing or empty; name the principals the rule is for ("*" for everyone)`,
+		}
 	}
 	for j, s := range r.Callers {
 		cp, detail := compileCaller(s)
@@ -229,30 +235,40 @@ func compileRule(i int, r Rule) (compiledRule, error) {
 		c.callers = append(c.callers, cp)
 	}
 	if len(r.URIs) == 0 {
-		return c, &Error{Rule: i, Field: "uris", Problem: ProblemEmptyList,
-			Detail: `uris is missing or empty; name the URIs the rule is for ("**" for every path)`}
+		return c, &Error{
+			Rule: i, Field: "uris", Problem: ProblemEmptyList,
+			Detail: `uris is missing or empty; name the URIs the rule is for ("**" for every path)`,
+		}
 	}
 	for j, s := range r.URIs {
 		up, err := compileURI(s)
 		if err != nil {
-			return c, &Error{Rule: i, Field: fmt.Sprintf("uris[%d]", j), Problem: ProblemInvalidURI,
-				Detail: "invalid URI pattern: " + err.Error(), Err: err}
+			return c, &Error{
+				Rule: i, Field: fmt.Sprintf("uris[%d]", j), Problem: ProblemInvalidURI,
+				Detail: "invalid URI pattern: " + err.Error(), Err: err,
+			}
 		}
 		c.uris = append(c.uris, up)
 	}
 	switch r.Verdict {
 	case Allowed, Forbidden, Deferred:
 	case 0:
-		return c, &Error{Rule: i, Field: "verdict", Problem: ProblemMissingField,
-			Detail: "verdict is missing; give allow, forbid or defer"}
+		return c, &Error{
+			Rule: i, Field: "verdict", Problem: ProblemMissingField,
+			Detail: "verdict is missing; give allow, forbid or defer",
+		}
 	default:
-		return c, &Error{Rule: i, Field: "verdict", Problem: ProblemUnknownVerdict,
-			Detail: fmt.Sprintf("unknown verdict %s; give allow, forbid or defer", r.Verdict)}
+		return c, &Error{
+			Rule: i, Field: "verdict", Problem: ProblemUnknownVerdict,
+			Detail: fmt.Sprintf("unknown verdict %s; give allow, forbid or defer", r.Verdict),
+		}
 	}
 	switch {
 	case r.Reason == "" && r.Verdict != Allowed:
-		return c, &Error{Rule: i, Field: "reason", Problem: ProblemMissingField,
-			Detail: "a " + r.Verdict.word() + " rule needs a kebab-case reason (e.g. no-permission)"}
+		return c, &Error{
+			Rule: i, Field: "reason", Problem: ProblemMissingField,
+			Detail: "a " + r.Verdict.word() + " rule needs a kebab-case reason (e.g. no-permission)",
+		}
 	case r.Reason != "":
 		if detail := checkReason(r.Reason); detail != "" {
 			return c, &Error{Rule: i, Field: "reason", Problem: ProblemInvalidReason, Detail: detail}
@@ -260,11 +276,15 @@ func compileRule(i int, r Rule) (compiledRule, error) {
 	}
 	switch {
 	case r.Verdict == Deferred && r.Env == "":
-		return c, &Error{Rule: i, Field: "env", Problem: ProblemMissingField,
-			Detail: "a defer rule needs env, the environment to prompt the caller in (e.g. web)"}
+		return c, &Error{
+			Rule: i, Field: "env", Problem: ProblemMissingField,
+			Detail: "a defer rule needs env, the environment to prompt the caller in (e.g. web)",
+		}
 	case r.Verdict != Deferred && r.Env != "":
-		return c, &Error{Rule: i, Field: "env", Problem: ProblemUnexpectedField,
-			Detail: "env is the prompt target of a defer rule; a " + r.Verdict.word() + " rule has none"}
+		return c, &Error{
+			Rule: i, Field: "env", Problem: ProblemUnexpectedField,
+			Detail: "env is the prompt target of a defer rule; a " + r.Verdict.word() + " rule has none",
+		}
 	case r.Env != "":
 		if detail := checkEnv(r.Env); detail != "" {
 			return c, &Error{Rule: i, Field: "env", Problem: ProblemInvalidEnv, Detail: detail}
@@ -333,9 +353,10 @@ func (p *Policy) Evaluate(caller auth.Principal, u uri.URI) Evaluation {
 		}
 	}
 	var e Evaluation
+	t := target{u: &u}
 	for _, i := range candidates {
 		r := &p.compiled[i]
-		if !r.matches(caller.Name, u) {
+		if !r.callerMatches(caller.Name) || !r.uriMatches(&t) {
 			continue
 		}
 		if r.verdict.DryRun {
@@ -378,13 +399,13 @@ func (p *Policy) index() {
 	if len(literals)*nwild > maxIndexEntries {
 		p.other = p.other[:0]
 		for i := range p.compiled {
-			p.other = append(p.other, int32(i)) //nolint:gosec // i < MaxRules
+			p.other = append(p.other, int32(i))
 		}
 		return
 	}
 	p.byFirst = make(map[string][]int32, len(literals))
 	for i := range p.compiled {
-		idx := int32(i) //nolint:gosec // i < MaxRules
+		idx := int32(i)
 		if wild[i] {
 			p.other = append(p.other, idx)
 			for lit := range literals {
@@ -401,19 +422,19 @@ func (p *Policy) index() {
 	}
 }
 
-func (r *compiledRule) matches(caller string, u uri.URI) bool {
-	callerOK := false
+func (r *compiledRule) callerMatches(caller string) bool {
 	for i := range r.callers {
 		if r.callers[i].match(caller) {
-			callerOK = true
-			break
+			return true
 		}
 	}
-	if !callerOK {
-		return false
-	}
+	return false
+}
+
+func (r *compiledRule) uriMatches(t *target) bool {
+	segs, ok := t.split()
 	for i := range r.uris {
-		if r.uris[i].match(u) {
+		if ok && r.uris[i].matchSplit(t.u, segs) || !ok && r.uris[i].match(t.u) {
 			return true
 		}
 	}

@@ -306,6 +306,7 @@ func TestEvaluateAgreesWithReference(t *testing.T) {
 	t.Parallel()
 	patterns := []string{
 		"**", "*", "a", "a/*", "a/**", "a/*/c", "a/b/", "*/b", "b/**", "genome/page-in", "genome/**",
+		"a/b/3/4/5/6/7/8/9/10/11/12/13/14/15/16", "a/*/3/**", "*/*/*/*/*/*/*/*/*/*/*/*/*/*/*/*/*",
 		"airc:///a/**", "airc://maya/**", "airc://maya@rig:vr/a/*", "airc://*:web/**", "airc://room:*/a/**",
 	}
 	callers := []string{"*", "user", "peer:*", "admin", "anonymous"}
@@ -328,6 +329,9 @@ func TestEvaluateAgreesWithReference(t *testing.T) {
 		"a", "a/b", "a/b/c", "a/b/", "b", "b/x", "x/b", "genome/page-in", "genome", "zzz",
 		"airc:///a/b", "airc://maya/a/b", "airc://maya@rig:vr/a/b", "airc://bob:web/b/c",
 		"airc://maya:*/genome/x", "airc://room:6f1c2a3b-1111-4222-8333-444455556666:web/a/q",
+		// Around the number of segments Evaluate splits on the stack.
+		"a/b/3/4/5/6/7/8/9/10/11/12/13/14/15/16", "a/b/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17",
+		"a/b/3/4/5/6/7/8/9/10/11/12/13/14/15/", "b/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20",
 	}
 	principals := []auth.Principal{admin, user, anonymous, node1}
 	for _, def := range []policy.VerdictKind{policy.Allowed, policy.Forbidden} {

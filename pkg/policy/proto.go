@@ -43,12 +43,16 @@ func FromProto(pb *routerv1.Policy) (*Policy, error) {
 	case routerv1.PolicyDefault_POLICY_DEFAULT_ALLOW:
 		def = Allowed
 	default:
-		return nil, &Error{Rule: DefaultRule, Field: "default", Problem: ProblemUnknownDefault,
-			Detail: fmt.Sprintf("unknown default %d; give POLICY_DEFAULT_FORBID or POLICY_DEFAULT_ALLOW", pb.GetDefault())}
+		return nil, &Error{
+			Rule: DefaultRule, Field: "default", Problem: ProblemUnknownDefault,
+			Detail: fmt.Sprintf("unknown default %d; give POLICY_DEFAULT_FORBID or POLICY_DEFAULT_ALLOW", pb.GetDefault()),
+		}
 	}
 	if len(pb.GetRules()) > MaxRules {
-		return nil, &Error{Rule: DefaultRule, Field: "rules", Problem: ProblemTooManyRules,
-			Detail: fmt.Sprintf("%d rules; at most %d", len(pb.GetRules()), MaxRules)}
+		return nil, &Error{
+			Rule: DefaultRule, Field: "rules", Problem: ProblemTooManyRules,
+			Detail: fmt.Sprintf("%d rules; at most %d", len(pb.GetRules()), MaxRules),
+		}
 	}
 	rules := make([]Rule, len(pb.GetRules()))
 	for i, r := range pb.GetRules() {
@@ -59,8 +63,10 @@ func FromProto(pb *routerv1.Policy) (*Policy, error) {
 		if r.GetVerdict() != "" {
 			var ok bool
 			if k, ok = verdictWord(r.GetVerdict()); !ok {
-				return nil, &Error{Rule: i, Field: "verdict", Problem: ProblemUnknownVerdict,
-					Detail: "unknown verdict " + quoteShort(r.GetVerdict()) + "; give allow, forbid or defer"}
+				return nil, &Error{
+					Rule: i, Field: "verdict", Problem: ProblemUnknownVerdict,
+					Detail: "unknown verdict " + quoteShort(r.GetVerdict()) + "; give allow, forbid or defer",
+				}
 			}
 		}
 		rules[i] = Rule{

@@ -178,8 +178,10 @@ func (s *Store) persist(p *Policy, version uint64) error {
 	}
 	if len(text) > MaxBytes {
 		// It could not be loaded again on restart.
-		return &Error{Rule: DefaultRule, Problem: ProblemTooLarge,
-			Detail: fmt.Sprintf("policy renders to %d bytes of YAML; at most %d", len(text), MaxBytes)}
+		return &Error{
+			Rule: DefaultRule, Problem: ProblemTooLarge,
+			Detail: fmt.Sprintf("policy renders to %d bytes of YAML; at most %d", len(text), MaxBytes),
+		}
 	}
 	if err := writeFileAtomic(s.path, text); err != nil {
 		return err

@@ -50,8 +50,10 @@ func Load(path string) (*Policy, error) {
 // text, comments included, for Marshal.
 func Parse(src []byte) (*Policy, error) {
 	if len(src) > MaxBytes {
-		return nil, &Error{Rule: DefaultRule, Problem: ProblemTooLarge,
-			Detail: fmt.Sprintf("policy is %d bytes; at most %d", len(src), MaxBytes)}
+		return nil, &Error{
+			Rule: DefaultRule, Problem: ProblemTooLarge,
+			Detail: fmt.Sprintf("policy is %d bytes; at most %d", len(src), MaxBytes),
+		}
 	}
 	root, err := decodeNode(src)
 	if err != nil {
@@ -102,8 +104,10 @@ func decodeNode(src []byte) (root *yaml.Node, err error) {
 	case err != nil:
 		return nil, &Error{Rule: DefaultRule, Problem: ProblemSyntax, Detail: "YAML: " + err.Error(), Err: err}
 	default:
-		return nil, &Error{Rule: DefaultRule, Problem: ProblemMultipleDocuments, Line: next.Line,
-			Detail: "a policy is one YAML document; found a second one"}
+		return nil, &Error{
+			Rule: DefaultRule, Problem: ProblemMultipleDocuments, Line: next.Line,
+			Detail: "a policy is one YAML document; found a second one",
+		}
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		return deref(doc.Content[0]), nil
@@ -168,8 +172,10 @@ func readDocument(root *yaml.Node) (*document, error) {
 		return nil, &Error{Rule: DefaultRule, Problem: ProblemEmptyDocument, Detail: "the policy is empty"}
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, &Error{Rule: DefaultRule, Problem: ProblemWrongType, Line: root.Line,
-			Detail: "a policy is a mapping with default and rules"}
+		return nil, &Error{
+			Rule: DefaultRule, Problem: ProblemWrongType, Line: root.Line,
+			Detail: "a policy is a mapping with default and rules",
+		}
 	}
 	d.lines[location{DefaultRule, ""}] = root.Line
 	err := walkMapping(root, DefaultRule, documentKeys, func(key string, v *yaml.Node) error {
@@ -185,8 +191,10 @@ func readDocument(root *yaml.Node) (*document, error) {
 			case "forbid":
 				d.def = Forbidden
 			default:
-				return &Error{Rule: DefaultRule, Field: key, Problem: ProblemUnknownDefault, Line: v.Line,
-					Detail: "default must be allow or forbid, not " + quoteShort(s)}
+				return &Error{
+					Rule: DefaultRule, Field: key, Problem: ProblemUnknownDefault, Line: v.Line,
+					Detail: "default must be allow or forbid, not " + quoteShort(s),
+				}
 			}
 		case "rules":
 			return d.readRules(v)
@@ -204,12 +212,16 @@ func (d *document) readRules(v *yaml.Node) error {
 		return nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		return &Error{Rule: DefaultRule, Field: "rules", Problem: ProblemWrongType, Line: v.Line,
-			Detail: "rules must be a list of rules"}
+		return &Error{
+			Rule: DefaultRule, Field: "rules", Problem: ProblemWrongType, Line: v.Line,
+			Detail: "rules must be a list of rules",
+		}
 	}
 	if len(v.Content) > MaxRules {
-		return &Error{Rule: DefaultRule, Field: "rules", Problem: ProblemTooManyRules, Line: v.Line,
-			Detail: fmt.Sprintf("%d rules; at most %d", len(v.Content), MaxRules)}
+		return &Error{
+			Rule: DefaultRule, Field: "rules", Problem: ProblemTooManyRules, Line: v.Line,
+			Detail: fmt.Sprintf("%d rules; at most %d", len(v.Content), MaxRules),
+		}
 	}
 	for i, item := range v.Content {
 		item = deref(item)
@@ -218,8 +230,10 @@ func (d *document) readRules(v *yaml.Node) error {
 			if item != nil {
 				line = item.Line
 			}
-			return &Error{Rule: i, Problem: ProblemWrongType, Line: line,
-				Detail: "a rule is a mapping with callers, uris, verdict, reason, env and dry_run"}
+			return &Error{
+				Rule: i, Problem: ProblemWrongType, Line: line,
+				Detail: "a rule is a mapping with callers, uris, verdict, reason, env and dry_run",
+			}
 		}
 		d.lines[location{i, ""}] = item.Line
 		r, err := d.readRule(i, item)
@@ -246,8 +260,10 @@ func (d *document) readRule(i int, n *yaml.Node) (Rule, error) {
 			if s, err = scalarString(v, i, key); err == nil && s != "" {
 				k, ok := verdictWord(s)
 				if !ok {
-					return &Error{Rule: i, Field: key, Problem: ProblemUnknownVerdict, Line: v.Line,
-						Detail: "unknown verdict " + quoteShort(s) + "; give allow, forbid or defer"}
+					return &Error{
+						Rule: i, Field: key, Problem: ProblemUnknownVerdict, Line: v.Line,
+						Detail: "unknown verdict " + quoteShort(s) + "; give allow, forbid or defer",
+					}
 				}
 				r.Verdict = k
 			}
@@ -270,17 +286,23 @@ func walkMapping(n *yaml.Node, rule int, known []string, f func(key string, v *y
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := deref(n.Content[j]), deref(n.Content[j+1])
 		if k == nil || k.Kind != yaml.ScalarNode {
-			return &Error{Rule: rule, Problem: ProblemWrongType, Line: n.Content[j].Line,
-				Detail: "a mapping key must be a plain string"}
+			return &Error{
+				Rule: rule, Problem: ProblemWrongType, Line: n.Content[j].Line,
+				Detail: "a mapping key must be a plain string",
+			}
 		}
 		key := k.Value
 		if !contains(known, key) {
-			return &Error{Rule: rule, Field: key, Problem: ProblemUnknownField, Line: k.Line,
-				Detail: "unknown field " + quoteShort(key) + "; the fields are " + fmt.Sprint(known)}
+			return &Error{
+				Rule: rule, Field: key, Problem: ProblemUnknownField, Line: k.Line,
+				Detail: "unknown field " + quoteShort(key) + "; the fields are " + fmt.Sprint(known),
+			}
 		}
 		if first, dup := seen[key]; dup {
-			return &Error{Rule: rule, Field: key, Problem: ProblemDuplicateKey, Line: k.Line,
-				Detail: key + " is given twice (first on line " + strconv.Itoa(first) + ")"}
+			return &Error{
+				Rule: rule, Field: key, Problem: ProblemDuplicateKey, Line: k.Line,
+				Detail: key + " is given twice (first on line " + strconv.Itoa(first) + ")",
+			}
 		}
 		seen[key] = k.Line
 		if v == nil {
@@ -338,8 +360,10 @@ func (d *document) stringList(v *yaml.Node, rule int, field string) ([]string, e
 		return nil, nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		return nil, &Error{Rule: rule, Field: field, Problem: ProblemWrongType, Line: v.Line,
-			Detail: field + " must be a list of strings (write [\"x\"] for one)"}
+		return nil, &Error{
+			Rule: rule, Field: field, Problem: ProblemWrongType, Line: v.Line,
+			Detail: field + " must be a list of strings (write [\"x\"] for one)",
+		}
 	}
 	out := make([]string, 0, len(v.Content))
 	for j, item := range v.Content {
@@ -390,8 +414,10 @@ func (p *Policy) Marshal() ([]byte, error) {
 func (p *Policy) Canonical() ([]byte, error) {
 	d := yamlDocument{Default: p.def.word(), Rules: make([]yamlRule, len(p.rules))}
 	for i, r := range p.rules {
-		d.Rules[i] = yamlRule{Callers: r.Callers, URIs: r.URIs, Verdict: r.Verdict.word(),
-			Reason: r.Reason, Env: r.Env, DryRun: r.DryRun}
+		d.Rules[i] = yamlRule{
+			Callers: r.Callers, URIs: r.URIs, Verdict: r.Verdict.word(),
+			Reason: r.Reason, Env: r.Env, DryRun: r.DryRun,
+		}
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

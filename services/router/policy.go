@@ -95,3 +95,18 @@ func (s *Service) PutPolicy(ctx context.Context, req *routerv1.PutPolicyRequest)
 	}
 	return &routerv1.PutPolicyResponse{Version: v}, nil
 }
+
+// ReportDrift publishes a policy change that did not come through
+// PutPolicy, such as a policy file edited while the node was down.
+func (s *Service) ReportDrift(ctx context.Context, version uint64, why string) {
+	s.log.WarnContext(ctx, "policy changed outside PutPolicy", "version", version, "why", why)
+	payload, err := structpb.NewStruct(map[string]any{
+		"node":        s.cfg.Node,
+		"by":          "file",
+		"why":         why,
+		"new_version": float64(version),
+	})
+	if err == nil {
+		s.publish(ctx, auditevents.TopicPolicyDrift, payload)
+	}
+}
