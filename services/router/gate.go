@@ -81,18 +81,27 @@ func (s *Service) publish(ctx context.Context, topic string, payload *structpb.S
 	if s.deps.Events == nil {
 		return
 	}
-	req := &eventsv1.PublishRequest{Topic: topic, Payload: payload, MsgId: uuid.NewString(), SchemaVersion: auditevents.SchemaVersion}
+	req := newAuditEvent(topic, payload)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if _, err := s.deps.Events.Publish(pctx, req); err == nil {
 		s.metrics.EventsPublished.Add(1)
 		return
 	}
+	s.enqueue(ctx, req)
+}
+
+func newAuditEvent(topic string, payload *structpb.Struct) *eventsv1.PublishRequest {
+	return &eventsv1.PublishRequest{Topic: topic, Payload: payload, MsgId: uuid.NewString(), SchemaVersion: auditevents.SchemaVersion}
+}
+
+// enqueue hands an event to the outbox that Run drains with retries.
+func (s *Service) enqueue(ctx context.Context, req *eventsv1.PublishRequest) {
 	select {
 	case s.outbox <- req:
 	default:
 		s.metrics.EventsDropped.Add(1)
-		s.log.ErrorContext(ctx, "refusal outbox full; event lost", "topic", topic, "msg_id", req.GetMsgId())
+		s.log.ErrorContext(ctx, "refusal outbox full; event lost", "topic", req.GetTopic(), "msg_id", req.GetMsgId())
 	}
 }
 

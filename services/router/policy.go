@@ -90,8 +90,8 @@ func (s *Service) PutPolicy(ctx context.Context, req *routerv1.PutPolicyRequest)
 		"rules":       float64(len(p.GetRules())),
 		"default":     p.GetDefault().String(),
 	})
-	if err == nil {
-		s.publish(ctx, auditevents.TopicPolicyDrift, payload)
+	if err == nil && s.deps.Events != nil {
+		s.enqueue(ctx, newAuditEvent(auditevents.TopicPolicyDrift, payload))
 	}
 	return &routerv1.PutPolicyResponse{Version: v}, nil
 }
@@ -106,7 +106,7 @@ func (s *Service) ReportDrift(ctx context.Context, version uint64, why string) {
 		"why":         why,
 		"new_version": float64(version),
 	})
-	if err == nil {
-		s.publish(ctx, auditevents.TopicPolicyDrift, payload)
+	if err == nil && s.deps.Events != nil {
+		s.enqueue(ctx, newAuditEvent(auditevents.TopicPolicyDrift, payload))
 	}
 }
