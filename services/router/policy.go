@@ -90,8 +90,8 @@ func (s *Service) PutPolicy(ctx context.Context, req *routerv1.PutPolicyRequest)
 		"rules":       float64(len(p.GetRules())),
 		"default":     p.GetDefault().String(),
 	})
-	if err == nil && s.deps.Events != nil {
-		s.enqueue(ctx, newAuditEvent(auditevents.TopicPolicyDrift, payload))
+	if err == nil {
+		s.publish(ctx, auditevents.TopicPolicyDrift, payload)
 	}
 	return &routerv1.PutPolicyResponse{Version: v}, nil
 }
