@@ -60,7 +60,7 @@ type Config struct {
 // AllServices are the services a node runs when none are named, in start
 // order (what others depend on first).
 var AllServices = []string{
-	"mesh", "debug", "router",
+	"mesh", "debug", "router", "events", "audit", "genome", "hippocampus",
 	// continuum:generate:services (continuum generate service inserts names above)
 }
 

@@ -9,16 +9,24 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/policy"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
+	"github.com/continuum-mesh/continuum/services/audit"
 	"github.com/continuum-mesh/continuum/services/debug"
+	"github.com/continuum-mesh/continuum/services/events"
+	"github.com/continuum-mesh/continuum/services/genome"
+	"github.com/continuum-mesh/continuum/services/hippocampus"
 	meshsvc "github.com/continuum-mesh/continuum/services/mesh"
 	"github.com/continuum-mesh/continuum/services/router"
 )
 
 // Services are the services a node wired, nil where it does not run them.
 type Services struct {
-	Router *router.Service
-	Debug  *debug.Service
-	Policy *policy.Store
+	Router      *router.Service
+	Debug       *debug.Service
+	Policy      *policy.Store
+	Events      *events.Service
+	Audit       *audit.Service
+	Genome      *genome.Service
+	Hippocampus *hippocampus.Service
 }
 
 // knownServices are the service names a node can run.
@@ -41,7 +49,7 @@ func (n *Node) wire() error {
 		g = remoteGate{client: routerv1.NewRouterServiceClient(n.mesh.ServiceConn("router"))}
 	}
 	n.server.SetGate(g)
-	events := eventsv1.NewEventsServiceClient(n.mesh.ServiceConn("events"))
+	eventsClient := eventsv1.NewEventsServiceClient(n.mesh.ServiceConn("events"))
 
 	for _, name := range cfg.services() {
 		switch name {
@@ -64,7 +72,7 @@ func (n *Node) wire() error {
 				Gate:      policyGate{store: n.Services.Policy},
 				Policy:    policyAdmin{store: n.Services.Policy},
 				Admins:    n.tokens,
-				Events:    events,
+				Events:    eventsClient,
 				Logger:    n.log.With("service", "router"),
 				Now:       time.Now,
 			})
@@ -78,6 +86,46 @@ func (n *Node) wire() error {
 				svc.ReportDrift(context.Background(), v, "policy file edited while the node was down")
 			}
 			n.components = append(n.components, component{name: name, run: svc.Run})
+		case "events":
+			svc, err := events.New(events.Config{Node: cfg.Node, DataDir: cfg.DataDir},
+				events.Deps{Gate: g, Logger: n.log.With("service", name), Now: time.Now})
+			if err != nil {
+				return err
+			}
+			svc.Register(n.server)
+			n.Services.Events = svc
+			n.components = append(n.components, component{name: name, run: svc.Run, close: svc.Close})
+		case "audit":
+			svc, err := audit.New(audit.Config{Node: cfg.Node, DataDir: cfg.DataDir},
+				audit.Deps{Events: eventsClient, Logger: n.log, Now: time.Now})
+			if err != nil {
+				return err
+			}
+			svc.Register(n.server)
+			n.Services.Audit = svc
+			n.components = append(n.components, component{name: name, run: svc.Run, close: svc.Close})
+		case "genome":
+			tiers, err := genome.ParseTiers(cfg.GenomeTiers)
+			if err != nil {
+				return err
+			}
+			svc, err := genome.New(genome.Config{Node: cfg.Node, DataDir: cfg.DataDir, Tiers: tiers},
+				genome.Deps{Events: eventsClient, Logger: n.log.With("service", name), Now: time.Now})
+			if err != nil {
+				return err
+			}
+			svc.Register(n.server)
+			n.Services.Genome = svc
+			n.components = append(n.components, component{name: name, run: svc.Run, close: svc.Close})
+		case "hippocampus":
+			svc, err := hippocampus.New(hippocampus.Config{Node: cfg.Node, DataDir: cfg.DataDir},
+				hippocampus.Deps{Ring: hippocampusRing{m: n.mesh}, Logger: n.log.With("service", name)})
+			if err != nil {
+				return err
+			}
+			svc.Register(n.server)
+			n.Services.Hippocampus = svc
+			n.components = append(n.components, component{name: name, run: svc.Run, beforeLeave: svc.Leave, close: svc.Close})
 		// continuum:generate:wire (continuum generate service inserts cases above)
 		default:
 			return fmt.Errorf("node: service %q is not wired", name)
