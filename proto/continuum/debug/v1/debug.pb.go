@@ -9,6 +9,7 @@
 package debugv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -415,7 +416,7 @@ var File_continuum_debug_v1_debug_proto protoreflect.FileDescriptor
 
 const file_continuum_debug_v1_debug_proto_rawDesc = "" +
 	"\n" +
-	"\x1econtinuum/debug/v1/debug.proto\x12\x12continuum.debug.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n" +
+	"\x1econtinuum/debug/v1/debug.proto\x12\x12continuum.debug.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n" +
 	"\x13StreamProbesRequest\x12\x18\n" +
 	"\aclasses\x18\x01 \x03(\tR\aclasses\"\x9a\x03\n" +
 	"\x05Probe\x12\x14\n" +
@@ -444,11 +445,11 @@ const file_continuum_debug_v1_debug_proto_rawDesc = "" +
 	"\x05level\x18\x02 \x01(\tR\x05level\"\x14\n" +
 	"\x12GetLogLevelRequest\"+\n" +
 	"\x13GetLogLevelResponse\x12\x14\n" +
-	"\x05level\x18\x01 \x01(\tR\x05level2\xb3\x02\n" +
-	"\fDebugService\x12c\n" +
-	"\fStreamProbes\x12'.continuum.debug.v1.StreamProbesRequest\x1a(.continuum.debug.v1.StreamProbesResponse0\x01\x12^\n" +
-	"\vSetLogLevel\x12&.continuum.debug.v1.SetLogLevelRequest\x1a'.continuum.debug.v1.SetLogLevelResponse\x12^\n" +
-	"\vGetLogLevel\x12&.continuum.debug.v1.GetLogLevelRequest\x1a'.continuum.debug.v1.GetLogLevelResponseBFZDgithub.com/continuum-mesh/continuum/proto/continuum/debug/v1;debugv1b\x06proto3"
+	"\x05level\x18\x01 \x01(\tR\x05level2\x8a\x03\n" +
+	"\fDebugService\x12}\n" +
+	"\fStreamProbes\x12'.continuum.debug.v1.StreamProbesRequest\x1a(.continuum.debug.v1.StreamProbesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/debug/probes0\x01\x12~\n" +
+	"\vSetLogLevel\x12&.continuum.debug.v1.SetLogLevelRequest\x1a'.continuum.debug.v1.SetLogLevelResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\x1a\x13/v1/debug/log-level\x12{\n" +
+	"\vGetLogLevel\x12&.continuum.debug.v1.GetLogLevelRequest\x1a'.continuum.debug.v1.GetLogLevelResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/debug/log-levelBFZDgithub.com/continuum-mesh/continuum/proto/continuum/debug/v1;debugv1b\x06proto3"
 
 var (
 	file_continuum_debug_v1_debug_proto_rawDescOnce sync.Once

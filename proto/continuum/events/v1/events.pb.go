@@ -825,6 +825,96 @@ func (x *PublishResponse) GetDuplicate() bool {
 	return false
 }
 
+// PublishStreamRequest is one publish of a PublishStream.
+type PublishStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Publish       *PublishRequest        `protobuf:"bytes,1,opt,name=publish,proto3" json:"publish,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_continuum_events_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_events_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PublishStreamRequest) GetPublish() *PublishRequest {
+	if x != nil {
+		return x.Publish
+	}
+	return nil
+}
+
+// PublishStreamResponse acknowledges one PublishStreamRequest, in order.
+type PublishStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ack           *PublishResponse       `protobuf:"bytes,1,opt,name=ack,proto3" json:"ack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_continuum_events_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_events_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PublishStreamResponse) GetAck() *PublishResponse {
+	if x != nil {
+		return x.Ack
+	}
+	return nil
+}
+
 // ArtifactSelector selects slash-and-dot artifact keys exactly or by prefix,
 // never by the colon glob.
 type ArtifactSelector struct {
@@ -837,7 +927,7 @@ type ArtifactSelector struct {
 
 func (x *ArtifactSelector) Reset() {
 	*x = ArtifactSelector{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[11]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +939,7 @@ func (x *ArtifactSelector) String() string {
 func (*ArtifactSelector) ProtoMessage() {}
 
 func (x *ArtifactSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[11]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +952,7 @@ func (x *ArtifactSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactSelector.ProtoReflect.Descriptor instead.
 func (*ArtifactSelector) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ArtifactSelector) GetKey() string {
@@ -911,7 +1001,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[12]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1013,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[12]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1026,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SubscribeRequest) GetSelector() isSubscribeRequest_Selector {
@@ -1018,7 +1108,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[13]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1120,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[13]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1133,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubscribeAck) GetSubscriptionId() string {
@@ -1075,7 +1165,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[14]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1177,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[14]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1190,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Delivery) GetSubscriptionId() string {
@@ -1196,7 +1286,7 @@ type Lag struct {
 
 func (x *Lag) Reset() {
 	*x = Lag{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[15]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1298,7 @@ func (x *Lag) String() string {
 func (*Lag) ProtoMessage() {}
 
 func (x *Lag) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[15]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1311,7 @@ func (x *Lag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lag.ProtoReflect.Descriptor instead.
 func (*Lag) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Lag) GetSubscriptionId() string {
@@ -1273,7 +1363,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[16]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1375,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[16]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1388,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubscribeResponse) GetKind() isSubscribeResponse_Kind {
@@ -1366,7 +1456,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[17]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1468,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[17]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1481,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UnsubscribeRequest) GetSubscriptionId() string {
@@ -1410,7 +1500,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1512,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1525,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnsubscribeResponse) GetClosed() bool {
@@ -1453,7 +1543,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1555,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1568,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 // SubscriptionStats are one subscription's counters.
@@ -1506,7 +1596,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1608,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1621,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubscriptionStats) GetSubscriptionId() string {
@@ -1606,7 +1696,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1708,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1721,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionStats {
@@ -1689,7 +1779,11 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x0fPublishResponse\x12'\n" +
 	"\x0fstream_sequence\x18\x01 \x01(\x04R\x0estreamSequence\x12\x1c\n" +
 	"\tdelivered\x18\x02 \x01(\rR\tdelivered\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"^\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"U\n" +
+	"\x14PublishStreamRequest\x12=\n" +
+	"\apublish\x18\x01 \x01(\v2#.continuum.events.v1.PublishRequestR\apublish\"O\n" +
+	"\x15PublishStreamResponse\x126\n" +
+	"\x03ack\x18\x01 \x01(\v2$.continuum.events.v1.PublishResponseR\x03ack\"^\n" +
 	"\x10ArtifactSelector\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
 	"\x05match\x18\x02 \x01(\x0e2\".continuum.events.v1.ArtifactMatchR\x05match\"\x98\x02\n" +
@@ -1764,13 +1858,14 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\rArtifactMatch\x12\x1e\n" +
 	"\x1aARTIFACT_MATCH_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ARTIFACT_MATCH_EXACT\x10\x01\x12\x19\n" +
-	"\x15ARTIFACT_MATCH_PREFIX\x10\x022\xa4\x06\n" +
+	"\x15ARTIFACT_MATCH_PREFIX\x10\x022\x90\a\n" +
 	"\rEventsService\x12c\n" +
 	"\fDeclareClass\x12(.continuum.events.v1.DeclareClassRequest\x1a).continuum.events.v1.DeclareClassResponse\x12W\n" +
 	"\bGetClass\x12$.continuum.events.v1.GetClassRequest\x1a%.continuum.events.v1.GetClassResponse\x12`\n" +
 	"\vListClasses\x12'.continuum.events.v1.ListClassesRequest\x1a(.continuum.events.v1.ListClassesResponse\x12i\n" +
 	"\x0eResolveChannel\x12*.continuum.events.v1.ResolveChannelRequest\x1a+.continuum.events.v1.ResolveChannelResponse\x12T\n" +
-	"\aPublish\x12#.continuum.events.v1.PublishRequest\x1a$.continuum.events.v1.PublishResponse\x12\\\n" +
+	"\aPublish\x12#.continuum.events.v1.PublishRequest\x1a$.continuum.events.v1.PublishResponse\x12j\n" +
+	"\rPublishStream\x12).continuum.events.v1.PublishStreamRequest\x1a*.continuum.events.v1.PublishStreamResponse(\x010\x01\x12\\\n" +
 	"\tSubscribe\x12%.continuum.events.v1.SubscribeRequest\x1a&.continuum.events.v1.SubscribeResponse0\x01\x12`\n" +
 	"\vUnsubscribe\x12'.continuum.events.v1.UnsubscribeRequest\x1a(.continuum.events.v1.UnsubscribeResponse\x12r\n" +
 	"\x11ListSubscriptions\x12-.continuum.events.v1.ListSubscriptionsRequest\x1a..continuum.events.v1.ListSubscriptionsResponseBHZFgithub.com/continuum-mesh/continuum/proto/continuum/events/v1;eventsv1b\x06proto3"
@@ -1788,7 +1883,7 @@ func file_continuum_events_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_continuum_events_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_continuum_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_continuum_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_continuum_events_v1_events_proto_goTypes = []any{
 	(ChannelStrategy)(0),              // 0: continuum.events.v1.ChannelStrategy
 	(UnknownSchemaPolicy)(0),          // 1: continuum.events.v1.UnknownSchemaPolicy
@@ -1804,64 +1899,70 @@ var file_continuum_events_v1_events_proto_goTypes = []any{
 	(*ResolveChannelResponse)(nil),    // 11: continuum.events.v1.ResolveChannelResponse
 	(*PublishRequest)(nil),            // 12: continuum.events.v1.PublishRequest
 	(*PublishResponse)(nil),           // 13: continuum.events.v1.PublishResponse
-	(*ArtifactSelector)(nil),          // 14: continuum.events.v1.ArtifactSelector
-	(*SubscribeRequest)(nil),          // 15: continuum.events.v1.SubscribeRequest
-	(*SubscribeAck)(nil),              // 16: continuum.events.v1.SubscribeAck
-	(*Delivery)(nil),                  // 17: continuum.events.v1.Delivery
-	(*Lag)(nil),                       // 18: continuum.events.v1.Lag
-	(*SubscribeResponse)(nil),         // 19: continuum.events.v1.SubscribeResponse
-	(*UnsubscribeRequest)(nil),        // 20: continuum.events.v1.UnsubscribeRequest
-	(*UnsubscribeResponse)(nil),       // 21: continuum.events.v1.UnsubscribeResponse
-	(*ListSubscriptionsRequest)(nil),  // 22: continuum.events.v1.ListSubscriptionsRequest
-	(*SubscriptionStats)(nil),         // 23: continuum.events.v1.SubscriptionStats
-	(*ListSubscriptionsResponse)(nil), // 24: continuum.events.v1.ListSubscriptionsResponse
-	nil,                               // 25: continuum.events.v1.PublishRequest.HeadersEntry
-	nil,                               // 26: continuum.events.v1.Delivery.HeadersEntry
-	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
-	(*structpb.Struct)(nil),           // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
+	(*PublishStreamRequest)(nil),      // 14: continuum.events.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil),     // 15: continuum.events.v1.PublishStreamResponse
+	(*ArtifactSelector)(nil),          // 16: continuum.events.v1.ArtifactSelector
+	(*SubscribeRequest)(nil),          // 17: continuum.events.v1.SubscribeRequest
+	(*SubscribeAck)(nil),              // 18: continuum.events.v1.SubscribeAck
+	(*Delivery)(nil),                  // 19: continuum.events.v1.Delivery
+	(*Lag)(nil),                       // 20: continuum.events.v1.Lag
+	(*SubscribeResponse)(nil),         // 21: continuum.events.v1.SubscribeResponse
+	(*UnsubscribeRequest)(nil),        // 22: continuum.events.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil),       // 23: continuum.events.v1.UnsubscribeResponse
+	(*ListSubscriptionsRequest)(nil),  // 24: continuum.events.v1.ListSubscriptionsRequest
+	(*SubscriptionStats)(nil),         // 25: continuum.events.v1.SubscriptionStats
+	(*ListSubscriptionsResponse)(nil), // 26: continuum.events.v1.ListSubscriptionsResponse
+	nil,                               // 27: continuum.events.v1.PublishRequest.HeadersEntry
+	nil,                               // 28: continuum.events.v1.Delivery.HeadersEntry
+	(*durationpb.Duration)(nil),       // 29: google.protobuf.Duration
+	(*structpb.Struct)(nil),           // 30: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
 }
 var file_continuum_events_v1_events_proto_depIdxs = []int32{
 	0,  // 0: continuum.events.v1.EventClass.channel_strategy:type_name -> continuum.events.v1.ChannelStrategy
 	1,  // 1: continuum.events.v1.EventClass.on_unknown_schema:type_name -> continuum.events.v1.UnknownSchemaPolicy
-	27, // 2: continuum.events.v1.EventClass.retention:type_name -> google.protobuf.Duration
+	29, // 2: continuum.events.v1.EventClass.retention:type_name -> google.protobuf.Duration
 	3,  // 3: continuum.events.v1.DeclareClassRequest.class:type_name -> continuum.events.v1.EventClass
 	3,  // 4: continuum.events.v1.DeclareClassResponse.class:type_name -> continuum.events.v1.EventClass
 	3,  // 5: continuum.events.v1.GetClassResponse.class:type_name -> continuum.events.v1.EventClass
 	3,  // 6: continuum.events.v1.ListClassesResponse.classes:type_name -> continuum.events.v1.EventClass
-	28, // 7: continuum.events.v1.PublishRequest.payload:type_name -> google.protobuf.Struct
-	25, // 8: continuum.events.v1.PublishRequest.headers:type_name -> continuum.events.v1.PublishRequest.HeadersEntry
-	2,  // 9: continuum.events.v1.ArtifactSelector.match:type_name -> continuum.events.v1.ArtifactMatch
-	14, // 10: continuum.events.v1.SubscribeRequest.artifact:type_name -> continuum.events.v1.ArtifactSelector
-	28, // 11: continuum.events.v1.SubscribeRequest.filter:type_name -> google.protobuf.Struct
-	28, // 12: continuum.events.v1.Delivery.payload:type_name -> google.protobuf.Struct
-	29, // 13: continuum.events.v1.Delivery.published_at:type_name -> google.protobuf.Timestamp
-	26, // 14: continuum.events.v1.Delivery.headers:type_name -> continuum.events.v1.Delivery.HeadersEntry
-	16, // 15: continuum.events.v1.SubscribeResponse.ack:type_name -> continuum.events.v1.SubscribeAck
-	17, // 16: continuum.events.v1.SubscribeResponse.delivery:type_name -> continuum.events.v1.Delivery
-	18, // 17: continuum.events.v1.SubscribeResponse.lag:type_name -> continuum.events.v1.Lag
-	23, // 18: continuum.events.v1.ListSubscriptionsResponse.subscriptions:type_name -> continuum.events.v1.SubscriptionStats
-	4,  // 19: continuum.events.v1.EventsService.DeclareClass:input_type -> continuum.events.v1.DeclareClassRequest
-	6,  // 20: continuum.events.v1.EventsService.GetClass:input_type -> continuum.events.v1.GetClassRequest
-	8,  // 21: continuum.events.v1.EventsService.ListClasses:input_type -> continuum.events.v1.ListClassesRequest
-	10, // 22: continuum.events.v1.EventsService.ResolveChannel:input_type -> continuum.events.v1.ResolveChannelRequest
-	12, // 23: continuum.events.v1.EventsService.Publish:input_type -> continuum.events.v1.PublishRequest
-	15, // 24: continuum.events.v1.EventsService.Subscribe:input_type -> continuum.events.v1.SubscribeRequest
-	20, // 25: continuum.events.v1.EventsService.Unsubscribe:input_type -> continuum.events.v1.UnsubscribeRequest
-	22, // 26: continuum.events.v1.EventsService.ListSubscriptions:input_type -> continuum.events.v1.ListSubscriptionsRequest
-	5,  // 27: continuum.events.v1.EventsService.DeclareClass:output_type -> continuum.events.v1.DeclareClassResponse
-	7,  // 28: continuum.events.v1.EventsService.GetClass:output_type -> continuum.events.v1.GetClassResponse
-	9,  // 29: continuum.events.v1.EventsService.ListClasses:output_type -> continuum.events.v1.ListClassesResponse
-	11, // 30: continuum.events.v1.EventsService.ResolveChannel:output_type -> continuum.events.v1.ResolveChannelResponse
-	13, // 31: continuum.events.v1.EventsService.Publish:output_type -> continuum.events.v1.PublishResponse
-	19, // 32: continuum.events.v1.EventsService.Subscribe:output_type -> continuum.events.v1.SubscribeResponse
-	21, // 33: continuum.events.v1.EventsService.Unsubscribe:output_type -> continuum.events.v1.UnsubscribeResponse
-	24, // 34: continuum.events.v1.EventsService.ListSubscriptions:output_type -> continuum.events.v1.ListSubscriptionsResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	30, // 7: continuum.events.v1.PublishRequest.payload:type_name -> google.protobuf.Struct
+	27, // 8: continuum.events.v1.PublishRequest.headers:type_name -> continuum.events.v1.PublishRequest.HeadersEntry
+	12, // 9: continuum.events.v1.PublishStreamRequest.publish:type_name -> continuum.events.v1.PublishRequest
+	13, // 10: continuum.events.v1.PublishStreamResponse.ack:type_name -> continuum.events.v1.PublishResponse
+	2,  // 11: continuum.events.v1.ArtifactSelector.match:type_name -> continuum.events.v1.ArtifactMatch
+	16, // 12: continuum.events.v1.SubscribeRequest.artifact:type_name -> continuum.events.v1.ArtifactSelector
+	30, // 13: continuum.events.v1.SubscribeRequest.filter:type_name -> google.protobuf.Struct
+	30, // 14: continuum.events.v1.Delivery.payload:type_name -> google.protobuf.Struct
+	31, // 15: continuum.events.v1.Delivery.published_at:type_name -> google.protobuf.Timestamp
+	28, // 16: continuum.events.v1.Delivery.headers:type_name -> continuum.events.v1.Delivery.HeadersEntry
+	18, // 17: continuum.events.v1.SubscribeResponse.ack:type_name -> continuum.events.v1.SubscribeAck
+	19, // 18: continuum.events.v1.SubscribeResponse.delivery:type_name -> continuum.events.v1.Delivery
+	20, // 19: continuum.events.v1.SubscribeResponse.lag:type_name -> continuum.events.v1.Lag
+	25, // 20: continuum.events.v1.ListSubscriptionsResponse.subscriptions:type_name -> continuum.events.v1.SubscriptionStats
+	4,  // 21: continuum.events.v1.EventsService.DeclareClass:input_type -> continuum.events.v1.DeclareClassRequest
+	6,  // 22: continuum.events.v1.EventsService.GetClass:input_type -> continuum.events.v1.GetClassRequest
+	8,  // 23: continuum.events.v1.EventsService.ListClasses:input_type -> continuum.events.v1.ListClassesRequest
+	10, // 24: continuum.events.v1.EventsService.ResolveChannel:input_type -> continuum.events.v1.ResolveChannelRequest
+	12, // 25: continuum.events.v1.EventsService.Publish:input_type -> continuum.events.v1.PublishRequest
+	14, // 26: continuum.events.v1.EventsService.PublishStream:input_type -> continuum.events.v1.PublishStreamRequest
+	17, // 27: continuum.events.v1.EventsService.Subscribe:input_type -> continuum.events.v1.SubscribeRequest
+	22, // 28: continuum.events.v1.EventsService.Unsubscribe:input_type -> continuum.events.v1.UnsubscribeRequest
+	24, // 29: continuum.events.v1.EventsService.ListSubscriptions:input_type -> continuum.events.v1.ListSubscriptionsRequest
+	5,  // 30: continuum.events.v1.EventsService.DeclareClass:output_type -> continuum.events.v1.DeclareClassResponse
+	7,  // 31: continuum.events.v1.EventsService.GetClass:output_type -> continuum.events.v1.GetClassResponse
+	9,  // 32: continuum.events.v1.EventsService.ListClasses:output_type -> continuum.events.v1.ListClassesResponse
+	11, // 33: continuum.events.v1.EventsService.ResolveChannel:output_type -> continuum.events.v1.ResolveChannelResponse
+	13, // 34: continuum.events.v1.EventsService.Publish:output_type -> continuum.events.v1.PublishResponse
+	15, // 35: continuum.events.v1.EventsService.PublishStream:output_type -> continuum.events.v1.PublishStreamResponse
+	21, // 36: continuum.events.v1.EventsService.Subscribe:output_type -> continuum.events.v1.SubscribeResponse
+	23, // 37: continuum.events.v1.EventsService.Unsubscribe:output_type -> continuum.events.v1.UnsubscribeResponse
+	26, // 38: continuum.events.v1.EventsService.ListSubscriptions:output_type -> continuum.events.v1.ListSubscriptionsResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_continuum_events_v1_events_proto_init() }
@@ -1869,11 +1970,11 @@ func file_continuum_events_v1_events_proto_init() {
 	if File_continuum_events_v1_events_proto != nil {
 		return
 	}
-	file_continuum_events_v1_events_proto_msgTypes[12].OneofWrappers = []any{
+	file_continuum_events_v1_events_proto_msgTypes[14].OneofWrappers = []any{
 		(*SubscribeRequest_Pattern)(nil),
 		(*SubscribeRequest_Artifact)(nil),
 	}
-	file_continuum_events_v1_events_proto_msgTypes[16].OneofWrappers = []any{
+	file_continuum_events_v1_events_proto_msgTypes[18].OneofWrappers = []any{
 		(*SubscribeResponse_Ack)(nil),
 		(*SubscribeResponse_Delivery)(nil),
 		(*SubscribeResponse_Lag)(nil),
@@ -1884,7 +1985,7 @@ func file_continuum_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_continuum_events_v1_events_proto_rawDesc), len(file_continuum_events_v1_events_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	EventsService_ListClasses_FullMethodName       = "/continuum.events.v1.EventsService/ListClasses"
 	EventsService_ResolveChannel_FullMethodName    = "/continuum.events.v1.EventsService/ResolveChannel"
 	EventsService_Publish_FullMethodName           = "/continuum.events.v1.EventsService/Publish"
+	EventsService_PublishStream_FullMethodName     = "/continuum.events.v1.EventsService/PublishStream"
 	EventsService_Subscribe_FullMethodName         = "/continuum.events.v1.EventsService/Subscribe"
 	EventsService_Unsubscribe_FullMethodName       = "/continuum.events.v1.EventsService/Unsubscribe"
 	EventsService_ListSubscriptions_FullMethodName = "/continuum.events.v1.EventsService/ListSubscriptions"
@@ -80,6 +81,16 @@ type EventsServiceClient interface {
 	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
 	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
+	// PublishStream publishes a stream of events, each exactly as Publish
+	// would (validated, gated on events/<topic>/publish, stamped, fsynced for
+	// durable classes), and answers every request with its PublishResponse,
+	// in order. Requests are pipelined: a publisher need not wait for one ack
+	// before sending the next, and durable events from one stream share group
+	// commits. The stream ends at the first request that fails, with that
+	// request's error; every earlier request was acknowledged. For
+	// high-rate publishers (the CLI's pub --count, tools).
+	// Errors: as Publish. Idempotent: per event, with msg_id.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 	// Subscribe streams an ack, then deliveries with a gapless per-subscription
 	// sequence, and lag notices instead of silent drops. Gated on
 	// events/<selector>/subscribe with the caller (an artifact prefix is
@@ -165,9 +176,22 @@ func (c *eventsServiceClient) Publish(ctx context.Context, in *PublishRequest, o
 	return out, nil
 }
 
+func (c *eventsServiceClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventsService_ServiceDesc.Streams[0], EventsService_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventsService_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
+
 func (c *eventsServiceClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EventsService_ServiceDesc.Streams[0], EventsService_Subscribe_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EventsService_ServiceDesc.Streams[1], EventsService_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +276,16 @@ type EventsServiceServer interface {
 	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
 	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
+	// PublishStream publishes a stream of events, each exactly as Publish
+	// would (validated, gated on events/<topic>/publish, stamped, fsynced for
+	// durable classes), and answers every request with its PublishResponse,
+	// in order. Requests are pipelined: a publisher need not wait for one ack
+	// before sending the next, and durable events from one stream share group
+	// commits. The stream ends at the first request that fails, with that
+	// request's error; every earlier request was acknowledged. For
+	// high-rate publishers (the CLI's pub --count, tools).
+	// Errors: as Publish. Idempotent: per event, with msg_id.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	// Subscribe streams an ack, then deliveries with a gapless per-subscription
 	// sequence, and lag notices instead of silent drops. Gated on
 	// events/<selector>/subscribe with the caller (an artifact prefix is
@@ -301,6 +335,9 @@ func (UnimplementedEventsServiceServer) ResolveChannel(context.Context, *Resolve
 }
 func (UnimplementedEventsServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedEventsServiceServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedEventsServiceServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
@@ -422,6 +459,13 @@ func _EventsService_Publish_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventsService_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventsServiceServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventsService_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
+
 func _EventsService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(SubscribeRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -506,6 +550,12 @@ var EventsService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _EventsService_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Subscribe",
 			Handler:       _EventsService_Subscribe_Handler,

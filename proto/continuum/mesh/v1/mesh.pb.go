@@ -9,6 +9,7 @@
 package meshv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -456,7 +457,7 @@ var File_continuum_mesh_v1_mesh_proto protoreflect.FileDescriptor
 
 const file_continuum_mesh_v1_mesh_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccontinuum/mesh/v1/mesh.proto\x12\x11continuum.mesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
+	"\x1ccontinuum/mesh/v1/mesh.proto\x12\x11continuum.mesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\n" +
 	"HostedPeer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -488,10 +489,10 @@ const file_continuum_mesh_v1_mesh_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xb1\x01\n" +
-	"\vMeshService\x12P\n" +
-	"\aMembers\x12!.continuum.mesh.v1.MembersRequest\x1a\".continuum.mesh.v1.MembersResponse\x12P\n" +
-	"\aResolve\x12!.continuum.mesh.v1.ResolveRequest\x1a\".continuum.mesh.v1.ResolveResponseBDZBgithub.com/continuum-mesh/continuum/proto/continuum/mesh/v1;meshv1b\x06proto3"
+	"\x11MEMBER_STATE_LEFT\x10\x042\xe5\x01\n" +
+	"\vMeshService\x12j\n" +
+	"\aMembers\x12!.continuum.mesh.v1.MembersRequest\x1a\".continuum.mesh.v1.MembersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/mesh/members\x12j\n" +
+	"\aResolve\x12!.continuum.mesh.v1.ResolveRequest\x1a\".continuum.mesh.v1.ResolveResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/mesh/resolveBDZBgithub.com/continuum-mesh/continuum/proto/continuum/mesh/v1;meshv1b\x06proto3"
 
 var (
 	file_continuum_mesh_v1_mesh_proto_rawDescOnce sync.Once

@@ -11,6 +11,7 @@ package routerv1
 
 import (
 	v1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -1508,7 +1509,7 @@ var File_continuum_router_v1_router_proto protoreflect.FileDescriptor
 
 const file_continuum_router_v1_router_proto_rawDesc = "" +
 	"\n" +
-	" continuum/router/v1/router.proto\x12\x13continuum.router.v1\x1a continuum/events/v1/events.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe9\x01\n" +
+	" continuum/router/v1/router.proto\x12\x13continuum.router.v1\x1a continuum/events/v1/events.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe9\x01\n" +
 	"\rRouteDecision\x122\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1e.continuum.router.v1.RouteKindR\x04kind\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x12\n" +
@@ -1614,14 +1615,14 @@ const file_continuum_router_v1_router_proto_rawDesc = "" +
 	"\rPolicyDefault\x12\x1e\n" +
 	"\x1aPOLICY_DEFAULT_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15POLICY_DEFAULT_FORBID\x10\x01\x12\x18\n" +
-	"\x14POLICY_DEFAULT_ALLOW\x10\x022\xaa\x04\n" +
-	"\rRouterService\x12N\n" +
-	"\x05Route\x12!.continuum.router.v1.RouteRequest\x1a\".continuum.router.v1.RouteResponse\x12W\n" +
-	"\bDispatch\x12$.continuum.router.v1.DispatchRequest\x1a%.continuum.router.v1.DispatchResponse\x12Z\n" +
-	"\tAuthorize\x12%.continuum.router.v1.AuthorizeRequest\x1a&.continuum.router.v1.AuthorizeResponse\x12Z\n" +
-	"\tGetPolicy\x12%.continuum.router.v1.GetPolicyRequest\x1a&.continuum.router.v1.GetPolicyResponse\x12Z\n" +
-	"\tPutPolicy\x12%.continuum.router.v1.PutPolicyRequest\x1a&.continuum.router.v1.PutPolicyResponse\x12\\\n" +
-	"\tSubscribe\x12%.continuum.router.v1.SubscribeRequest\x1a&.continuum.router.v1.SubscribeResponse0\x01BHZFgithub.com/continuum-mesh/continuum/proto/continuum/router/v1;routerv1b\x06proto3"
+	"\x14POLICY_DEFAULT_ALLOW\x10\x022\xa8\x06\n" +
+	"\rRouterService\x12\x7f\n" +
+	"\x05Route\x12!.continuum.router.v1.RouteRequest\x1a\".continuum.router.v1.RouteResponse\"/\x82\xd3\xe4\x93\x02):\x01*Z\x12\x12\x10/v1/router/route\"\x10/v1/router/route\x12w\n" +
+	"\bDispatch\x12$.continuum.router.v1.DispatchRequest\x1a%.continuum.router.v1.DispatchResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/router/dispatch\x12\x93\x01\n" +
+	"\tAuthorize\x12%.continuum.router.v1.AuthorizeRequest\x1a&.continuum.router.v1.AuthorizeResponse\"7\x82\xd3\xe4\x93\x021:\x01*Z\x16\x12\x14/v1/router/authorize\"\x14/v1/router/authorize\x12u\n" +
+	"\tGetPolicy\x12%.continuum.router.v1.GetPolicyRequest\x1a&.continuum.router.v1.GetPolicyResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/router/policy\x12x\n" +
+	"\tPutPolicy\x12%.continuum.router.v1.PutPolicyRequest\x1a&.continuum.router.v1.PutPolicyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\x1a\x11/v1/router/policy\x12\x95\x01\n" +
+	"\tSubscribe\x12%.continuum.router.v1.SubscribeRequest\x1a&.continuum.router.v1.SubscribeResponse\"7\x82\xd3\xe4\x93\x021Z\x19:\x01*\"\x14/v1/router/subscribe\x12\x14/v1/router/subscribe0\x01BHZFgithub.com/continuum-mesh/continuum/proto/continuum/router/v1;routerv1b\x06proto3"
 
 var (
 	file_continuum_router_v1_router_proto_rawDescOnce sync.Once

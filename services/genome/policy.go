@@ -1,0 +1,729 @@
+package genome
+
+import "math"
+
+import (
+	"os"
+	"strconv"
+)
+
+var expWindow, _ = strconv.ParseFloat(os.Getenv("EXP_WINDOW"), 64)
+var expSample, _ = strconv.Atoi(os.Getenv("EXP_SAMPLE"))
+
+// Eviction inside one tier. A tier keeps its pages in one eviction order
+// (up to three LRU lists) and counts, per persona, the bytes charged to it.
+//
+//   - w-tinylfu: new pages enter an LRU window (1% of the tier at first,
+//     then sized by hill climbing, see climb). A
+//     page leaving the window must beat the main space's victim by TinyLFU
+//     frequency (a count-min sketch of recent uses) to stay; the main space
+//     is a segmented LRU (pages used again move from probation to a
+//     protected segment of 80%). Loops and scans do not flush the main
+//     space: their pages lose the duel. This is Caffeine's W-TinyLFU.
+//   - slru: the segmented LRU without window and admission.
+//   - lru and fifo: one list, moved on use or not.
+//
+// Isolation between personas is a guaranteed floor: a persona active in
+// the tier that holds less than half its fair share (capacity over the
+// active personas) loses no page of its hot set (see mainVictim) to
+// another persona's demand; the victim search passes over its pages
+// (moving them to the front: a second chance). Above the floor, pages compete on the policy's terms, so a busy
+// persona may use what others leave idle (one global order is several
+// percent better than per-persona partitions on the persona traces), but
+// no persona's scan or sheer volume can push another below its floor. A
+// persona that has not touched the tier lately has no floor.
+//
+// Pinned pages are off the lists; pages being loaded or moved stay listed
+// but are marked busy. Both are counted in the tier and never chosen.
+
+type segment uint8
+
+const (
+	segNone segment = iota
+	segWindow
+	segProbation
+	segProtected
+)
+
+const (
+	windowFraction    = 0.01
+	protectedFraction = 0.80
+	floorFraction     = 0.50
+)
+
+// pageList is an intrusive doubly linked list, most recent at the front.
+type pageList struct {
+	head, tail *pageEntry
+	n          int
+	bytes      uint64
+}
+
+func (l *pageList) pushFront(e *pageEntry) {
+	e.prev, e.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = e
+	} else {
+		l.tail = e
+	}
+	l.head = e
+	l.n++
+	l.bytes += e.size
+}
+
+func (l *pageList) remove(e *pageEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	l.n--
+	l.bytes -= e.size
+}
+
+// share is one persona's use of one tier.
+type share struct {
+	persona  PersonaID
+	bytes    uint64 // every byte charged to the persona here, listed or not
+	lastTick uint64
+	// its listed pages, most recently used first
+	head, tail *pageEntry
+}
+
+func (sh *share) pushFront(e *pageEntry) {
+	e.sprev, e.snext = nil, sh.head
+	if sh.head != nil {
+		sh.head.sprev = e
+	} else {
+		sh.tail = e
+	}
+	sh.head = e
+}
+
+func (sh *share) remove(e *pageEntry) {
+	if e.sprev != nil {
+		e.sprev.snext = e.snext
+	} else {
+		sh.head = e.snext
+	}
+	if e.snext != nil {
+		e.snext.sprev = e.sprev
+	} else {
+		sh.tail = e.sprev
+	}
+	e.sprev, e.snext = nil, nil
+}
+
+// tierIndex is the manager's view of one tier: what is placed there, for
+// whom, and in which eviction order. The manager's lock guards it.
+type tierIndex struct {
+	pos      int
+	role     Role
+	store    TierStore
+	policy   string
+	home     bool
+	capacity uint64
+
+	used   uint64 // bytes placed here, including loads in flight
+	pinned uint64 // bytes of pinned pages
+	busy   uint64 // bytes of pages being loaded or moved
+	pages  int
+
+	window, probation, protected pageList
+
+	shares map[PersonaID]*share
+	tick   uint64
+	sketch *sketch
+
+	// The window's size adapts by hill climbing (Caffeine's climber):
+	// every sample of accesses the hit rate is compared with the last
+	// sample's, and the window keeps growing or shrinking while that
+	// helps. Recency-heavy traffic grows it towards an LRU; frequency-
+	// heavy traffic shrinks it towards an LFU.
+	windowTarget float64 // bytes
+	climbStep    float64 // bytes, signed
+	sampleHits   uint64
+	sampleMisses uint64
+	prevHitRate  float64
+	shadow       *shadowLRU
+
+	evictions uint64
+	faults    uint64
+}
+
+func newTierIndex(pos int, role Role, store TierStore, policy string, home bool, capacity uint64, sk *sketch) *tierIndex {
+	return &tierIndex{pos: pos, role: role, store: store, policy: policy, home: home, capacity: capacity,
+		shares: map[PersonaID]*share{}, sketch: sk,
+		windowTarget: windowFraction * float64(capacity), climbStep: climbStepFraction * float64(capacity), prevHitRate: -1}
+}
+
+const (
+	climbStepFraction = 0.0625 // first step: 6.25% of the tier
+	climbStepDecay    = 0.98   // later steps shrink while the hit rate holds
+	climbRestart      = 0.05   // a hit-rate change this large restarts the steps
+)
+
+// sampleAccess counts one access that looked for a page in this tier (a
+// hit, or a miss that faulted the page in) and climbs once a sample is
+// complete.
+func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
+	if t.policy != PolicyWTinyLFU {
+		return
+	}
+	if hit {
+		t.sampleHits++
+	} else {
+		t.sampleMisses++
+	}
+	if t.shadow == nil {
+		t.shadow = newShadowLRU(t.capacity)
+	}
+	t.shadow.access(h, size, hit)
+	if n := t.sampleHits + t.sampleMisses; n >= 10*max(uint64(t.pages), 100) {
+		if !t.guardLRU() {
+			t.climb(float64(t.sampleHits)/float64(n), n)
+		}
+		t.sampleHits, t.sampleMisses = 0, 0
+	}
+}
+
+// guardLRU grows the window by a quarter of the tier when a sampled LRU
+// of the tier's size clearly beat the tier on the same accesses. The
+// climber alone moves too slowly (and too timidly, being gated on noise)
+// to rescue recency-heavy traffic; with the guard the tier does not stay
+// below LRU on any traffic. It reports whether it moved.
+func (t *tierIndex) guardLRU() bool {
+	sh := t.shadow
+	n := sh.total
+	if n < 100 {
+		return false
+	}
+	// A paired comparison: on each sampled access both the shadow and the
+	// tier hit or miss, so only the accesses where they disagree carry
+	// information, and the noise is that of their difference.
+	diff := (float64(sh.lruOnly) - float64(sh.oursOnly)) / float64(n)
+	variance := float64(sh.lruOnly+sh.oursOnly)/float64(n) - diff*diff
+	noise := 2 * math.Sqrt(max(variance, 1e-9)/float64(n))
+	floor := windowFraction * float64(t.capacity)
+	switch {
+	case diff > noise:
+		// Recency wins: grow the window a quarter of the tier at once.
+		t.windowTarget = min(t.windowTarget+0.25*float64(t.capacity), float64(t.capacity))
+		t.climbStep = climbStepFraction * float64(t.capacity)
+	case diff < -noise && t.windowTarget > floor:
+		// Frequency wins: ease the window back towards its 1%.
+		t.windowTarget = max(t.windowTarget-climbStepFraction*float64(t.capacity), floor)
+		t.climbStep = -climbStepFraction * float64(t.capacity)
+	default:
+		// Not yet significant: keep counting, over at most 8 samples so
+		// the evidence stays recent.
+		if n > 8*10*max(uint64(t.pages), 100) {
+			sh.total, sh.lruOnly, sh.oursOnly = 0, 0, 0
+		}
+		return false
+	}
+	sh.total, sh.lruOnly, sh.oursOnly = 0, 0, 0
+	t.prevHitRate = -1
+	return true
+}
+
+// shadowLRU simulates an LRU of the tier's size on a spatial sample of the
+// pages (one hash in rate, in a cache rate times smaller: the SHARDS
+// method), to tell whether plain recency would do better than the tier.
+type shadowLRU struct {
+	rate       uint64
+	capacity   uint64
+	used       uint64
+	nodes      map[uint64]*shadowNode
+	head, tail *shadowNode
+
+	total, lruOnly, oursOnly uint64
+}
+
+type shadowNode struct {
+	h, size    uint64
+	prev, next *shadowNode
+}
+
+// shadowPages is about how many pages the shadow tracks at most.
+const shadowPages = 4096
+
+func newShadowLRU(capacity uint64) *shadowLRU {
+	return &shadowLRU{rate: 1, capacity: capacity, nodes: map[uint64]*shadowNode{}}
+}
+
+func (s *shadowLRU) access(h, size uint64, ourHit bool) {
+	if len(s.nodes) > shadowPages && s.capacity/2 > 0 {
+		// Too many pages to follow: sample half as many.
+		s.rate *= 2
+		s.capacity /= 2
+		for k, n := range s.nodes {
+			if (k>>40)%s.rate != 0 {
+				s.unlink(n)
+				s.used -= n.size
+				delete(s.nodes, k)
+			}
+		}
+	}
+	if (h>>40)%s.rate != 0 {
+		return
+	}
+	s.total++
+	n := s.nodes[h]
+	switch {
+	case n != nil && !ourHit:
+		s.lruOnly++
+	case n == nil && ourHit:
+		s.oursOnly++
+	}
+	if n != nil {
+		s.unlink(n)
+		s.pushFront(n)
+		return
+	}
+	if size > s.capacity {
+		return
+	}
+	n = &shadowNode{h: h, size: size}
+	s.nodes[h] = n
+	s.pushFront(n)
+	s.used += size
+	for s.used > s.capacity {
+		old := s.tail
+		s.unlink(old)
+		s.used -= old.size
+		delete(s.nodes, old.h)
+	}
+}
+
+func (s *shadowLRU) pushFront(n *shadowNode) {
+	n.prev, n.next = nil, s.head
+	if s.head != nil {
+		s.head.prev = n
+	} else {
+		s.tail = n
+	}
+	s.head = n
+}
+
+func (s *shadowLRU) unlink(n *shadowNode) {
+	if n.prev != nil {
+		n.prev.next = n.next
+	} else {
+		s.head = n.next
+	}
+	if n.next != nil {
+		n.next.prev = n.prev
+	} else {
+		s.tail = n.prev
+	}
+	n.prev, n.next = nil, nil
+}
+
+func (t *tierIndex) climb(hitRate float64, n uint64) {
+	if t.prevHitRate < 0 {
+		t.prevHitRate = hitRate // the first sample only sets the baseline
+		return
+	}
+	change := hitRate - t.prevHitRate
+	t.prevHitRate = hitRate
+	// Move only on a change the sample can tell from noise (two standard
+	// deviations of the difference of two sampled hit rates): a window
+	// that wanders on noise costs several percent on stationary traffic.
+	p := min(max(hitRate, 0.01), 0.99)
+	if math.Abs(change) < 2*math.Sqrt(2*p*(1-p)/float64(n)) {
+		return
+	}
+	amount := t.climbStep
+	if change < 0 {
+		amount = -amount
+	}
+	next := climbStepDecay * amount
+	if change >= climbRestart || change <= -climbRestart {
+		next = climbStepFraction * float64(t.capacity)
+		if amount < 0 {
+			next = -next
+		}
+	}
+	t.climbStep = next
+	t.windowTarget = min(max(t.windowTarget+amount, 0), float64(t.capacity))
+}
+
+func (t *tierIndex) free() uint64 {
+	if t.used >= t.capacity {
+		return 0
+	}
+	return t.capacity - t.used
+}
+
+// evictable is the bytes the tier could give up.
+func (t *tierIndex) evictable() uint64 { return t.used - t.pinned - t.busy }
+
+// canHold reports whether the tier could make room for size bytes.
+func (t *tierIndex) canHold(size uint64) bool {
+	return size <= t.capacity && t.free()+t.evictable() >= size
+}
+
+func (t *tierIndex) list(s segment) *pageList {
+	switch s {
+	case segWindow:
+		return &t.window
+	case segProbation:
+		return &t.probation
+	case segProtected:
+		return &t.protected
+	}
+	return nil
+}
+
+func (t *tierIndex) share(p PersonaID) *share {
+	sh := t.shares[p]
+	if sh == nil {
+		sh = &share{persona: p}
+		t.shares[p] = sh
+	}
+	return sh
+}
+
+// charge moves size bytes of persona p in or out of the tier's books.
+func (t *tierIndex) charge(p PersonaID, size uint64, add bool) {
+	sh := t.share(p)
+	if add {
+		sh.bytes += size
+		return
+	}
+	sh.bytes -= size
+	if sh.bytes == 0 {
+		delete(t.shares, p)
+	}
+}
+
+// insert places e in the tier, charged to p, and lists it as a new
+// arrival. The caller then evicts while the tier is over capacity and
+// settles the window.
+func (t *tierIndex) insert(e *pageEntry, p PersonaID) {
+	e.tierCharge = p
+	t.charge(p, e.size, true)
+	t.used += e.size
+	t.pages++
+	t.touchShare(p)
+	t.enlist(e)
+}
+
+// unplace removes e from the tier entirely.
+func (t *tierIndex) unplace(e *pageEntry) {
+	t.delist(e)
+	if e.busy {
+		t.clearBusy(e)
+	}
+	t.charge(e.tierCharge, e.size, false)
+	t.used -= e.size
+	t.pages--
+}
+
+// enlist puts a placed page on the lists, as a new arrival.
+func (t *tierIndex) enlist(e *pageEntry) {
+	switch t.policy {
+	case PolicyWTinyLFU, PolicyLRU, PolicyFIFO:
+		e.seg = segWindow
+	default:
+		e.seg = segProbation
+	}
+	t.list(e.seg).pushFront(e)
+	t.share(e.tierCharge).pushFront(e)
+}
+
+// settle moves the window overflow into probation once no eviction is
+// needed: with room in the tier nothing has to lose a duel.
+func (t *tierIndex) settle() {
+	if t.used > t.capacity {
+		return
+	}
+	for t.windowOver() {
+		e := idleBack(&t.window, nil)
+		if e == nil {
+			return
+		}
+		t.window.remove(e)
+		t.probation.pushFront(e)
+		e.seg = segProbation
+	}
+}
+
+// delist takes e off the lists (it becomes pinned or leaves).
+func (t *tierIndex) delist(e *pageEntry) {
+	if l := t.list(e.seg); l != nil {
+		l.remove(e)
+		t.share(e.tierCharge).remove(e)
+	}
+	e.seg = segNone
+}
+
+// recharge moves e's bytes from its persona to p.
+func (t *tierIndex) recharge(e *pageEntry, p PersonaID) {
+	if e.tierCharge == p {
+		return
+	}
+	listed := e.seg != segNone
+	if listed {
+		t.share(e.tierCharge).remove(e)
+	}
+	t.charge(e.tierCharge, e.size, false)
+	t.charge(p, e.size, true)
+	e.tierCharge = p
+	if listed {
+		t.share(p).pushFront(e)
+	}
+}
+
+func (t *tierIndex) touchShare(p PersonaID) {
+	t.tick++
+	t.share(p).lastTick = t.tick
+}
+
+// access records a use of e in this tier by persona p.
+func (t *tierIndex) access(e *pageEntry, p PersonaID) {
+	if sh := t.shares[p]; sh != nil {
+		t.tick++
+		sh.lastTick = t.tick
+	} else {
+		t.tick++
+	}
+	if sh := t.shares[e.tierCharge]; sh != nil {
+		sh.lastTick = t.tick
+		if e.seg != segNone {
+			sh.remove(e)
+			sh.pushFront(e)
+		}
+	}
+	switch e.seg {
+	case segWindow:
+		if t.policy != PolicyFIFO {
+			t.window.remove(e)
+			t.window.pushFront(e)
+		}
+	case segProbation:
+		t.probation.remove(e)
+		t.protected.pushFront(e)
+		e.seg = segProtected
+		t.demoteProtected()
+	case segProtected:
+		t.protected.remove(e)
+		t.protected.pushFront(e)
+	}
+}
+
+// demoteProtected keeps the protected segment within its share of the
+// main space.
+func (t *tierIndex) demoteProtected() {
+	limit := uint64(protectedFraction * float64(t.probation.bytes+t.protected.bytes))
+	for t.protected.bytes > limit && t.protected.n > 1 {
+		e := t.protected.tail
+		t.protected.remove(e)
+		t.probation.pushFront(e)
+		e.seg = segProbation
+	}
+}
+
+// windowOver reports whether the window holds more than its share and has
+// a candidate other than its newest page.
+func (t *tierIndex) windowOver() bool {
+	return t.policy == PolicyWTinyLFU && t.window.n > 1 && float64(t.window.bytes) > t.windowTarget
+}
+
+// activeWindow is how many tier ticks a persona may go without touching
+// the tier before it loses its floor.
+func (t *tierIndex) activeWindow() uint64 { return max(expActive*uint64(t.pages), 256) }
+
+func (t *tierIndex) active(sh *share) bool { return t.tick-sh.lastTick <= t.activeWindow() }
+
+// floors returns which personas are below their guaranteed floor, as seen
+// by requester (whose own pages are never protected from itself).
+func (t *tierIndex) floors(requester PersonaID) map[PersonaID]bool {
+	n := 0
+	seenReq := false
+	for p, sh := range t.shares {
+		if t.active(sh) {
+			n++
+			seenReq = seenReq || p == requester
+		}
+	}
+	if !seenReq {
+		n++
+	}
+	floor := uint64(floorFraction * float64(t.capacity) / float64(n))
+	var out map[PersonaID]bool
+	for p, sh := range t.shares {
+		if p != requester && t.active(sh) && sh.bytes <= floor {
+			if out == nil {
+				out = map[PersonaID]bool{}
+			}
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// idleBack is the least recent page of l that is neither keep nor busy.
+func idleBack(l *pageList, keep *pageEntry) *pageEntry {
+	for e := l.tail; e != nil; e = e.prev {
+		if e != keep && !e.busy {
+			return e
+		}
+	}
+	return nil
+}
+
+// victimIn is the least recent page of l that may be evicted: not keep,
+// not busy, not of a protected persona. Protected pages met on the way get
+// a second chance at the front, so a later search does not walk them
+// again. It returns nil after one pass.
+func (t *tierIndex) victimIn(l *pageList, keep *pageEntry, protected map[PersonaID]bool) *pageEntry {
+	e := l.tail
+	for range l.n {
+		if e == nil {
+			return nil
+		}
+		prev := e.prev
+		switch {
+		case e == keep, e.busy:
+		case protected[e.tierCharge]:
+			l.remove(e)
+			l.pushFront(e)
+		default:
+			return e
+		}
+		e = prev
+	}
+	return nil
+}
+
+// mainVictim is the page the policy gives up, sparing protected personas
+// while anyone else has a page to give. What is spared is a persona's
+// established hot set: for w-tinylfu and slru the protected segment (pages
+// used again since they arrived), for lru and fifo the whole list.
+// Probation and the window are never spared: a page must earn its place
+// first, so a persona's scan cannot park dead pages under its floor.
+func (t *tierIndex) mainVictim(keep *pageEntry, protected map[PersonaID]bool) *pageEntry {
+	if t.policy == PolicyLRU || t.policy == PolicyFIFO {
+		if e := t.victimIn(&t.window, keep, protected); e != nil || len(protected) == 0 {
+			return e
+		}
+		return t.victimIn(&t.window, keep, nil)
+	}
+	if e := t.victimIn(&t.probation, keep, nil); e != nil {
+		return e
+	}
+	if e := t.victimIn(&t.protected, keep, protected); e != nil {
+		return e
+	}
+	if len(protected) > 0 {
+		if e := t.victimIn(&t.protected, keep, nil); e != nil {
+			return e
+		}
+	}
+	return t.victimIn(&t.window, keep, nil)
+}
+
+// nextVictim chooses the page to evict so that requester's incoming page
+// keep fits. For w-tinylfu the window's overflow duels the main space's
+// victim by frequency and the loser goes; the candidate, if it wins,
+// enters probation.
+func (t *tierIndex) nextVictim(requester PersonaID, keep *pageEntry) *pageEntry {
+	if v := t.idleVictim(keep); v != nil && expIdle > 0 {
+		if t.windowOver() {
+			if c := t.victimIn(&t.window, keep, nil); c != nil && c != v {
+				t.window.remove(c)
+				t.probation.pushFront(c)
+				c.seg = segProbation
+			}
+		}
+		return v
+	}
+	protected := t.floors(requester)
+	v := t.mainVictim(keep, protected)
+	if v == nil || !t.windowOver() {
+		return v
+	}
+	c := t.victimIn(&t.window, keep, nil)
+	if c == nil || c == v {
+		return v
+	}
+	if t.sketch.frequency(c.hash) > t.sketch.frequency(v.hash) {
+		t.window.remove(c)
+		t.probation.pushFront(c)
+		c.seg = segProbation
+		return v
+	}
+	return c
+}
+
+// idleVictim is the least recently used page of the persona that has gone
+// longest without touching the tier, if that persona is no longer active:
+// a persona whose session ended hands its pages back first, however
+// often they were used while it was active.
+func (t *tierIndex) idleVictim(keep *pageEntry) *pageEntry {
+	var best *share
+	var victim *pageEntry
+	for _, sh := range t.shares {
+		if t.active(sh) || (best != nil && sh.lastTick >= best.lastTick) {
+			continue
+		}
+		for e := sh.tail; e != nil; e = e.sprev {
+			if e != keep && !e.busy {
+				best, victim = sh, e
+				break
+			}
+		}
+	}
+	return victim
+}
+
+// pin takes e off the lists (until unpin).
+func (t *tierIndex) pin(e *pageEntry) {
+	t.delist(e)
+	t.pinned += e.size
+}
+
+// unpin lists e again, as if just arrived.
+func (t *tierIndex) unpin(e *pageEntry) {
+	t.pinned -= e.size
+	t.enlist(e)
+	t.settle()
+}
+
+// markBusy keeps e from being chosen while its bytes move; it keeps its
+// place on the lists.
+func (t *tierIndex) markBusy(e *pageEntry) {
+	if !e.busy {
+		e.busy = true
+		t.busy += e.size
+	}
+}
+
+func (t *tierIndex) clearBusy(e *pageEntry) {
+	if e.busy {
+		e.busy = false
+		t.busy -= e.size
+	}
+}
+
+// addPhantom counts bytes a page left behind while they are copied out:
+// they still take room in the store, so nothing may be planned into it.
+func (t *tierIndex) addPhantom(n uint64) {
+	t.used += n
+	t.busy += n
+}
+
+func (t *tierIndex) removePhantom(n uint64) {
+	t.used -= n
+	t.busy -= n
+}
+
+var expIdle, _ = strconv.Atoi(os.Getenv("EXP_IDLE"))
+var expActive, _ = strconv.ParseUint(os.Getenv("EXP_ACTIVE"), 10, 64)

@@ -1,0 +1,145 @@
+package genome
+
+import (
+	"os"
+	"strconv"
+)
+
+// sketch is the TinyLFU frequency sketch: a count-min sketch of 4-bit
+// counters (16 to a word, four per key, conservative increments) that
+// halves every counter after sampleSize increments, so frequencies age
+// and a formerly popular page does not stay admitted forever. It is
+// consulted on admission: a page that wants into a full tier must have
+// been used more often, recently, than the page it would replace.
+//
+// Not safe for concurrent use: the manager's lock guards it.
+type sketch struct {
+	door       []uint64 // doorkeeper bloom filter
+	table      []uint64
+	mask       uint64 // counters - 1
+	additions  int
+	sampleSize int
+	capacity   int
+}
+
+func newSketch(capacity int) *sketch {
+	s := &sketch{}
+	s.resize(capacity)
+	return s
+}
+
+// resize sizes the sketch for about capacity distinct keys (Caffeine's
+// sizing: a word of 16 counters per key, 10 increments per key between
+// halvings). Counts are lost; the manager grows the sketch rarely (each
+// time the number of pages doubles).
+func (s *sketch) resize(capacity int) {
+	words := 64
+	for words < capacity*max(expWide, 1) {
+		words <<= 1
+	}
+	s.capacity = capacity
+	s.table = make([]uint64, words)
+	s.door = make([]uint64, words*expDoor/64+1)
+	s.mask = uint64(words*16 - 1)
+	s.additions = 0
+	s.sampleSize = expSample * max(capacity, 64)
+}
+
+// ensureCapacity grows the sketch when the manager holds more pages than
+// it was sized for.
+func (s *sketch) ensureCapacity(n int) {
+	if n > s.capacity {
+		s.resize(2 * n)
+	}
+}
+
+// positions returns the four counter positions of a key by double hashing.
+func (s *sketch) positions(h uint64) [4]uint64 {
+	h2 := mix64(h^0x9e3779b97f4a7c15) | 1
+	return [4]uint64{h & s.mask, (h + h2) & s.mask, (h + 2*h2) & s.mask, (h + 3*h2) & s.mask}
+}
+
+func (s *sketch) get(pos uint64) uint64 {
+	return (s.table[pos>>4] >> ((pos & 15) << 2)) & 0xf
+}
+
+func (s *sketch) doorBits(h uint64) [3]uint64 {
+	m := uint64(len(s.door) * 64)
+	h2 := mix64(h + 0x632be59bd9b4e019)
+	return [3]uint64{h % m, h2 % m, (h2 >> 21) % m}
+}
+
+func (s *sketch) inDoor(h uint64) bool {
+	for _, b := range s.doorBits(h) {
+		if s.door[b>>6]&(1<<(b&63)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// frequency is the estimated recent use count of a key, 0..15.
+func (s *sketch) frequency(h uint64) uint64 {
+	if expDoor > 0 {
+		if !s.inDoor(h) {
+			return 0
+		}
+		return s.frequency0(h) + 1
+	}
+	return s.frequency0(h)
+}
+
+func (s *sketch) frequency0(h uint64) uint64 {
+	p := s.positions(h)
+	f := uint64(15)
+	for _, pos := range p {
+		f = min(f, s.get(pos))
+	}
+	return f
+}
+
+// increment counts one use of a key.
+func (s *sketch) increment(h uint64) {
+	if expDoor > 0 && !s.inDoor(h) {
+		for _, b := range s.doorBits(h) {
+			s.door[b>>6] |= 1 << (b & 63)
+		}
+		s.additions++
+		if s.additions >= s.sampleSize {
+			s.halve()
+		}
+		return
+	}
+	p := s.positions(h)
+	var c [4]uint64
+	m := uint64(15)
+	for i, pos := range p {
+		c[i] = s.get(pos)
+		m = min(m, c[i])
+	}
+	if m == 15 {
+		return
+	}
+	for i, pos := range p {
+		if c[i] == m && (i == 0 || pos != p[0]) && (i < 2 || pos != p[1]) && (i < 3 || pos != p[2]) {
+			s.table[pos>>4] += 1 << ((pos & 15) << 2)
+		}
+	}
+	s.additions++
+	if s.additions >= s.sampleSize {
+		s.halve()
+	}
+}
+
+// halve ages every counter.
+func (s *sketch) halve() {
+	for i, w := range s.table {
+		s.table[i] = (w >> 1) & 0x7777777777777777
+	}
+	s.additions /= 2
+	clear(s.door)
+}
+
+var expDoor, _ = strconv.Atoi(os.Getenv("EXP_DOOR"))
+
+var expWide, _ = strconv.Atoi(os.Getenv("EXP_WIDE"))
