@@ -97,5 +97,9 @@ compose-up: compose-check docker
 compose-down: compose-check
 	$(COMPOSE) down -v
 
+## e2e-compose: build, bring the mesh up, run the README scenarios, scale, kill, tear down.
+e2e-compose: compose-check docker $(BIN)/grpcurl
+	COMPOSE="$(COMPOSE)" GRPCURL=$(BIN)/grpcurl deploy/e2e-compose.sh
+
 clean:
 	rm -rf $(BIN) dist

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/continuum-mesh/continuum/internal/generate"
 	"github.com/continuum-mesh/continuum/pkg/certs"
 	meshsvc "github.com/continuum-mesh/continuum/services/mesh"
 )
@@ -76,11 +78,26 @@ func cmdTokens(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return bootstrapTokens(*dir, filepath.Join(*dir, "tokens.yaml"), stdout)
 }
 
+// cmdGenerate scaffolds a new service ("generate service <name> ...").
+func cmdGenerate(_ context.Context, args []string, stdout, _ io.Writer) error {
+	err := generate.RunCLI(args, stdout)
+	var usage *generate.UsageError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &usage):
+		return exitError{code: 2, msg: "continuum generate: " + err.Error()}
+	default:
+		return exitError{code: 1, msg: "continuum generate: " + err.Error()}
+	}
+}
+
 // serviceCommands are the clients and tools of the services.
 func serviceCommands() map[string]command {
 	return map[string]command{
-		"tokens": cmdTokens,
-		"mesh": remote("mesh", meshsvc.RunCLI),
+		"tokens":   cmdTokens,
+		"generate": cmdGenerate,
+		"mesh":     remote("mesh", meshsvc.RunCLI),
 	}
 }
 

@@ -49,6 +49,9 @@ Usage:
   continuum route <uri>                     explain a URI's route without running it
   continuum health [--service NAME]         check a node's health (exit 0 when serving)
   continuum certs init|issue ...            create a mesh CA and node certificates
+  continuum tokens init [--dir DIR]         write admin/user bearer tokens and their tokens file
+  continuum generate service <name> ...     scaffold a new service (proto, package, test, wiring, compose)
+  continuum mesh members|resolve            the mesh as a node sees it
   continuum version
 
 Run 'continuum <command> --help' for a command's flags.

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -249,7 +252,7 @@ func (f *nodeFlags) useCertsDir() error {
 	own := filepath.Join(f.data, "certs")
 	f.tlsCert = filepath.Join(own, certs.NodeCertFile(f.node))
 	f.tlsKey = filepath.Join(own, certs.NodeKeyFile(f.node))
-	if _, err := os.Stat(f.tlsCert); err == nil {
+	if fresh(f.tlsCert) {
 		return nil
 	}
 	ca, err := certs.LoadCA(f.certsDir)
@@ -274,4 +277,22 @@ func (f *nodeFlags) useCertsDir() error {
 		return fmt.Errorf("--certs-dir: %w", err)
 	}
 	return nil
+}
+
+// fresh reports whether a certificate file exists and stays valid for at
+// least another 30 days; an auto-issued one is reissued before it expires.
+func fresh(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false
+	}
+	return time.Until(cert.NotAfter) > 30*24*time.Hour
 }
