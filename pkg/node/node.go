@@ -130,6 +130,7 @@ func New(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if err := n.wire(); err != nil {
 		return nil, err
 	}
+	n.server.SetFallback(n.proxy)
 	return n, nil
 }
 

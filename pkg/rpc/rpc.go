@@ -12,18 +12,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/gate"
@@ -41,9 +44,20 @@ type Config struct {
 	TLS *tls.Config
 	// MaxRecvBytes bounds one message; zero is 16 MiB.
 	MaxRecvBytes int
+	// MaxHeaderBytes bounds the metadata (HTTP/2 header list) of one
+	// request; zero is DefaultMaxHeaderBytes. A request over it is reset by
+	// the transport before any handler runs.
+	MaxHeaderBytes int
 	// DrainTimeout bounds GracefulStop before a forced Stop; zero is 10 s.
 	DrainTimeout time.Duration
 }
+
+// DefaultMaxHeaderBytes bounds a request's metadata when Config does not.
+// grpc-go's own default is 16 MiB per stream, which lets one connection
+// pin gigabytes of header memory across its concurrent streams; the
+// mesh's metadata (a bearer token, the caller, trace context) is a few
+// hundred bytes, and 64 KiB is in line with what HTTP proxies accept.
+const DefaultMaxHeaderBytes = 64 << 10
 
 // Deps are the server's collaborators.
 type Deps struct {
@@ -70,6 +84,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	gate     gate.Gate
+	fallback grpc.StreamHandler
 	services []string
 }
 
@@ -85,6 +100,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxRecvBytes == 0 {
 		cfg.MaxRecvBytes = 16 << 20
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, math.MaxInt32)
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
@@ -97,6 +116,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)), //nolint:gosec // clamped to MaxInt32 above
 		grpc.StatsHandler(otelgrpc.NewServerHandler(handlerOptions(deps.Telemetry)...)),
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(deps.Logger),
@@ -111,6 +131,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			mapErrorsStream(deps.Logger),
 		),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Calls for services this server does not serve go to the fallback
+		// (the node's mesh proxy), after the same interceptors.
+		grpc.UnknownServiceHandler(s.unknownService),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(inprocAwareCreds{credentials.NewTLS(cfg.TLS)}))
@@ -139,6 +162,25 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.mu.Lock()
 	s.services = append(s.services, desc.ServiceName)
 	s.mu.Unlock()
+}
+
+// SetFallback installs the handler of calls for services this server does
+// not serve (set before Serve).
+func (s *Server) SetFallback(h grpc.StreamHandler) {
+	s.mu.Lock()
+	s.fallback = h
+	s.mu.Unlock()
+}
+
+func (s *Server) unknownService(srv any, stream grpc.ServerStream) error {
+	s.mu.Lock()
+	h := s.fallback
+	s.mu.Unlock()
+	if h == nil {
+		method, _ := grpc.MethodFromServerStream(stream)
+		return status.Errorf(codes.Unimplemented, "unknown service for method %s", method)
+	}
+	return h(srv, stream)
 }
 
 // SetGate installs the gate for direct external calls.
