@@ -94,13 +94,17 @@ type tuning struct {
 
 func tuningFor(profile string) tuning {
 	if profile == ProfileLocal {
-		return tuning{maintenance: 100 * time.Millisecond, joinMin: 50 * time.Millisecond, joinMax: time.Second,
-			updateWait: time.Second, noticeWait: time.Second, leftRevive: 10 * time.Second, leftGrace: 10 * time.Second}
+		return tuning{
+			maintenance: 100 * time.Millisecond, joinMin: 50 * time.Millisecond, joinMax: time.Second,
+			updateWait: time.Second, noticeWait: time.Second, leftRevive: 10 * time.Second, leftGrace: 10 * time.Second,
+		}
 	}
 	// leftRevive exceeds the LAN profile's worst-case detection (the
 	// suspicion timeout grows to 6x its base while confirmations lack).
-	return tuning{maintenance: time.Second, joinMin: 500 * time.Millisecond, joinMax: 5 * time.Second,
-		updateWait: 5 * time.Second, noticeWait: 5 * time.Second, leftRevive: 90 * time.Second, leftGrace: 10 * time.Second}
+	return tuning{
+		maintenance: time.Second, joinMin: 500 * time.Millisecond, joinMax: 5 * time.Second,
+		updateWait: 5 * time.Second, noticeWait: 5 * time.Second, leftRevive: 90 * time.Second, leftGrace: 10 * time.Second,
+	}
 }
 
 // New validates cfg, creates the memberlist and binds the gossip port. It

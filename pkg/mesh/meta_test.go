@@ -100,8 +100,10 @@ func TestMetaLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := localInfo{GRPCAddr: info.GRPCAddr, Services: info.Services, Peers: info.Peers[:peers], Rooms: info.Rooms[:rooms],
-				PeersTruncated: peers < tc.peers, RoomsTruncated: rooms < tc.rooms}
+			want := localInfo{
+				GRPCAddr: info.GRPCAddr, Services: info.Services, Peers: info.Peers[:peers], Rooms: info.Rooms[:rooms],
+				PeersTruncated: peers < tc.peers, RoomsTruncated: rooms < tc.rooms,
+			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("decoded (-want +got):\n%s", diff)
 			}
@@ -185,8 +187,10 @@ func TestDecodeMetaMalformed(t *testing.T) {
 // FuzzDecodeMeta: no input panics the decoder, and whatever decodes
 // re-encodes to the same record.
 func FuzzDecodeMeta(f *testing.F) {
-	seed, _, _, _ := encodeMeta(localInfo{GRPCAddr: "10.0.0.1:7400", Services: []string{"mesh", "render"},
-		Peers: []HostedPeer{{Name: "maya", Envs: []string{"web", "x-acme"}}, {Name: uuidA}}, Rooms: []string{uuidB}}, MetaMaxSize)
+	seed, _, _, _ := encodeMeta(localInfo{
+		GRPCAddr: "10.0.0.1:7400", Services: []string{"mesh", "render"},
+		Peers: []HostedPeer{{Name: "maya", Envs: []string{"web", "x-acme"}}, {Name: uuidA}}, Rooms: []string{uuidB},
+	}, MetaMaxSize)
 	f.Add(seed)
 	f.Add([]byte{1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,7 +243,9 @@ func (n *Node) drain(stopBg context.CancelFunc, g *errgroup.Group, stopServe con
 		n.log.Error("background work ended with an error", "error", err)
 	}
 	stopServe()
-	<-serveDone
+	if err := <-serveDone; err != nil {
+		n.log.Error("serve ended with an error", "error", err)
+	}
 	n.closeAll()
 	n.log.Info("stopped")
 }
@@ -293,11 +294,7 @@ func (n *Node) Crash() {
 	n.server.GRPC().Stop()
 }
 
-func dataPath(cfg Config, parts ...string) string {
-	return filepath.Join(append([]string{cfg.DataDir}, parts...)...)
-}
-
-// isLoopback reports whether a listen address is on the loopback range.
+// IsLoopback reports whether a listen address is on the loopback range.
 func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -67,10 +67,14 @@ func TestThreeNodeMesh(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	m := nodetest.New(t)
 	a := m.Start("a", nodetest.Options{Policy: policyA, Rooms: []string{room2}})
-	b := m.Start("b", nodetest.Options{Policy: policyOpen, Rooms: []string{room, room2},
-		Peers: []mesh.HostedPeer{{Name: "b"}, {Name: "maya", Envs: []string{"web", "vr"}}}})
-	m.Start("c", nodetest.Options{Policy: policyOpen, Rooms: []string{room},
-		Peers: []mesh.HostedPeer{{Name: "c"}, {Name: "maya", Envs: []string{"cli"}}}})
+	b := m.Start("b", nodetest.Options{
+		Policy: policyOpen, Rooms: []string{room, room2},
+		Peers: []mesh.HostedPeer{{Name: "b"}, {Name: "maya", Envs: []string{"web", "vr"}}},
+	})
+	m.Start("c", nodetest.Options{
+		Policy: policyOpen, Rooms: []string{room},
+		Peers: []mesh.HostedPeer{{Name: "c"}, {Name: "maya", Envs: []string{"cli"}}},
+	})
 	m.WaitMembers(3, 15*time.Second)
 	ctx := context.Background()
 
@@ -170,8 +174,10 @@ func TestThreeNodeMesh(t *testing.T) {
 	})
 
 	t.Run("a handle routes the command back to its owner node", func(t *testing.T) {
-		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "mesh/members",
-			Handle: &routerv1.Handle{OwnerService: "mesh", OwnerNode: "a", Id: "x", TypeTag: "test"}})
+		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{
+			Uri:    "mesh/members",
+			Handle: &routerv1.Handle{OwnerService: "mesh", OwnerNode: "a", Id: "x", TypeTag: "test"},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,8 +187,10 @@ func TestThreeNodeMesh(t *testing.T) {
 	})
 
 	t.Run("the log level is settable by URI", func(t *testing.T) {
-		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{Uri: "airc://c/debug/set-log-level",
-			Params: mustStruct(t, map[string]any{"level": "debug"})})
+		resp, err := adminB.Dispatch(ctx, &routerv1.DispatchRequest{
+			Uri:    "airc://c/debug/set-log-level",
+			Params: mustStruct(t, map[string]any{"level": "debug"}),
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,7 +35,8 @@ func TestSplitTopology(t *testing.T) {
 
 	// A server stream through the proxy receives a publish made through it.
 	sub, err := eventsv1.NewEventsServiceClient(admin).Subscribe(ctx, &eventsv1.SubscribeRequest{
-		Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "split:>"}})
+		Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "split:>"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,8 @@ func TestSplitTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := put.Send(&genomev1.PutArtifactRequest{Part: &genomev1.PutArtifactRequest_Header{Header: &genomev1.PutArtifactHeader{
-		Name: "t", Sha256: hex.EncodeToString(sum[:]), SizeBytes: uint64(len(data))}}}); err != nil {
+		Name: "t", Sha256: hex.EncodeToString(sum[:]), SizeBytes: uint64(len(data)),
+	}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := put.Send(&genomev1.PutArtifactRequest{Part: &genomev1.PutArtifactRequest_Chunk{Chunk: data}}); err != nil {

@@ -161,7 +161,7 @@ func (p *probeProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 			class = kv.Value.AsString()
 		case AttrNode:
 		default:
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 	}
 	pr := base
@@ -178,7 +178,7 @@ func (p *probeProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 				evClass = kv.Value.AsString()
 				continue
 			}
-			evAttrs[string(kv.Key)] = kv.Value.Emit()
+			evAttrs[string(kv.Key)] = kv.Value.String()
 		}
 		if evClass == "" {
 			continue

@@ -29,73 +29,137 @@ func TestParseVariants(t *testing.T) {
 		want uri.URI
 	}{
 		// The variant table, in order.
-		{"local bare", "inference/llm/generate",
-			uri.URI{Kind: uri.KindLocal, Path: "inference/llm/generate"}},
-		{"local bare query fragment", "inference/llm/generate?model=x#f",
-			uri.URI{Kind: uri.KindLocal, Path: "inference/llm/generate", Query: "model=x", Fragment: "f"}},
-		{"local airc triple slash", "airc:///inference/llm/generate",
-			uri.URI{Kind: uri.KindLocal, Path: "inference/llm/generate"}},
-		{"peer name", "airc://maya/inference/llm/generate",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "inference/llm/generate"}},
-		{"peer uuid", "airc://" + peerID + "/path",
-			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Path: "path"}},
-		{"peer node", "airc://maya@5090-rig/scene/spawn",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Node: "5090-rig", Path: "scene/spawn"}},
-		{"peer env", "airc://maya:vr/scene/spawn",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Env: "vr", Path: "scene/spawn"}},
-		{"peer node env", "airc://maya@5090-rig:vr/scene/spawn",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Node: "5090-rig", Env: "vr", Path: "scene/spawn"}},
-		{"broadcast", "airc://maya:*/notification/post",
-			uri.URI{Kind: uri.KindBroadcast, Peer: "maya", Env: "*", Path: "notification/post"}},
-		{"broadcast node", "airc://maya@5090-rig:*/notification/post",
-			uri.URI{Kind: uri.KindBroadcast, Peer: "maya", Node: "5090-rig", Env: "*", Path: "notification/post"}},
-		{"room", "airc://room:" + roomID + "/render/start",
-			uri.URI{Kind: uri.KindRoom, Room: roomID, Path: "render/start"}},
-		{"room env", "airc://room:" + roomID + ":web/render/start",
-			uri.URI{Kind: uri.KindRoom, Room: roomID, Env: "web", Path: "render/start"}},
+		{
+			"local bare", "inference/llm/generate",
+			uri.URI{Kind: uri.KindLocal, Path: "inference/llm/generate"},
+		},
+		{
+			"local bare query fragment", "inference/llm/generate?model=x#f",
+			uri.URI{Kind: uri.KindLocal, Path: "inference/llm/generate", Query: "model=x", Fragment: "f"},
+		},
+		{
+			"local airc triple slash", "airc:///inference/llm/generate",
+			uri.URI{Kind: uri.KindLocal, Path: "inference/llm/generate"},
+		},
+		{
+			"peer name", "airc://maya/inference/llm/generate",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "inference/llm/generate"},
+		},
+		{
+			"peer uuid", "airc://" + peerID + "/path",
+			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Path: "path"},
+		},
+		{
+			"peer node", "airc://maya@5090-rig/scene/spawn",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Node: "5090-rig", Path: "scene/spawn"},
+		},
+		{
+			"peer env", "airc://maya:vr/scene/spawn",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Env: "vr", Path: "scene/spawn"},
+		},
+		{
+			"peer node env", "airc://maya@5090-rig:vr/scene/spawn",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Node: "5090-rig", Env: "vr", Path: "scene/spawn"},
+		},
+		{
+			"broadcast", "airc://maya:*/notification/post",
+			uri.URI{Kind: uri.KindBroadcast, Peer: "maya", Env: "*", Path: "notification/post"},
+		},
+		{
+			"broadcast node", "airc://maya@5090-rig:*/notification/post",
+			uri.URI{Kind: uri.KindBroadcast, Peer: "maya", Node: "5090-rig", Env: "*", Path: "notification/post"},
+		},
+		{
+			"room", "airc://room:" + roomID + "/render/start",
+			uri.URI{Kind: uri.KindRoom, Room: roomID, Path: "render/start"},
+		},
+		{
+			"room env", "airc://room:" + roomID + ":web/render/start",
+			uri.URI{Kind: uri.KindRoom, Room: roomID, Env: "web", Path: "render/start"},
+		},
 
 		// Prose of the contract and the decisions documented in the package.
-		{"upper-case peer uuid is canonicalised", "airc://" + peerIDU + "/path",
-			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Path: "path"}},
-		{"upper-case room uuid is canonicalised", "airc://room:" + strings.ToUpper(roomID) + "/x",
-			uri.URI{Kind: uri.KindRoom, Room: roomID, Path: "x"}},
-		{"hyphenated name is a name", "airc://ai-provider-1/x",
-			uri.URI{Kind: uri.KindPeer, Peer: "ai-provider-1", Path: "x"}},
-		{"32 hex without hyphens is a name", "airc://6f1c2a3b4d5e4f608a7b9c0d1e2f3a4b/x",
-			uri.URI{Kind: uri.KindPeer, Peer: "6f1c2a3b4d5e4f608a7b9c0d1e2f3a4b", Path: "x"}},
-		{"name with dot and underscore", "airc://maya.v2_beta@rig_1.lan/x",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya.v2_beta", Node: "rig_1.lan", Path: "x"}},
-		{"names with dots and more", "airc://...a@_.../x",
-			uri.URI{Kind: uri.KindPeer, Peer: "...a", Node: "_...", Path: "x"}},
-		{"peer named room by uuid", "airc://" + peerID + ":tty/x",
-			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Env: "tty", Path: "x"}},
-		{"colons dots trailing slash in path", "airc://maya/cognition/genome/lora:typescript-expertise/",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "cognition/genome/lora:typescript-expertise/"}},
-		{"artifact key", "genome/working_set.page_fault",
-			uri.URI{Kind: uri.KindLocal, Path: "genome/working_set.page_fault"}},
-		{"event topic with colons", "data:chat:created",
-			uri.URI{Kind: uri.KindLocal, Path: "data:chat:created"}},
-		{"colon path that looks like a scheme without //", "http:x/y",
-			uri.URI{Kind: uri.KindLocal, Path: "http:x/y"}},
+		{
+			"upper-case peer uuid is canonicalised", "airc://" + peerIDU + "/path",
+			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Path: "path"},
+		},
+		{
+			"upper-case room uuid is canonicalised", "airc://room:" + strings.ToUpper(roomID) + "/x",
+			uri.URI{Kind: uri.KindRoom, Room: roomID, Path: "x"},
+		},
+		{
+			"hyphenated name is a name", "airc://ai-provider-1/x",
+			uri.URI{Kind: uri.KindPeer, Peer: "ai-provider-1", Path: "x"},
+		},
+		{
+			"32 hex without hyphens is a name", "airc://6f1c2a3b4d5e4f608a7b9c0d1e2f3a4b/x",
+			uri.URI{Kind: uri.KindPeer, Peer: "6f1c2a3b4d5e4f608a7b9c0d1e2f3a4b", Path: "x"},
+		},
+		{
+			"name with dot and underscore", "airc://maya.v2_beta@rig_1.lan/x",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya.v2_beta", Node: "rig_1.lan", Path: "x"},
+		},
+		{
+			"names with dots and more", "airc://...a@_.../x",
+			uri.URI{Kind: uri.KindPeer, Peer: "...a", Node: "_...", Path: "x"},
+		},
+		{
+			"peer named room by uuid", "airc://" + peerID + ":tty/x",
+			uri.URI{Kind: uri.KindPeer, Peer: peerID, PeerIsUUID: true, Env: "tty", Path: "x"},
+		},
+		{
+			"colons dots trailing slash in path", "airc://maya/cognition/genome/lora:typescript-expertise/",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "cognition/genome/lora:typescript-expertise/"},
+		},
+		{
+			"artifact key", "genome/working_set.page_fault",
+			uri.URI{Kind: uri.KindLocal, Path: "genome/working_set.page_fault"},
+		},
+		{
+			"event topic with colons", "data:chat:created",
+			uri.URI{Kind: uri.KindLocal, Path: "data:chat:created"},
+		},
+		{
+			"colon path that looks like a scheme without //", "http:x/y",
+			uri.URI{Kind: uri.KindLocal, Path: "http:x/y"},
+		},
 		{"single segment", "x", uri.URI{Kind: uri.KindLocal, Path: "x"}},
-		{"dotted segment that is not a dot segment", "a/.../.hidden/b.",
-			uri.URI{Kind: uri.KindLocal, Path: "a/.../.hidden/b."}},
-		{"percent escapes kept verbatim", "a/b%20c?q=%41#%2F",
-			uri.URI{Kind: uri.KindLocal, Path: "a/b%20c", Query: "q=%41", Fragment: "%2F"}},
-		{"fragment holds # and ?", "x#a#b?c",
-			uri.URI{Kind: uri.KindLocal, Path: "x", Fragment: "a#b?c"}},
-		{"query holds ? and /", "airc://maya/x?a=1?b=/c",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "x", Query: "a=1?b=/c"}},
-		{"empty query and fragment", "x?#",
-			uri.URI{Kind: uri.KindLocal, Path: "x"}},
-		{"scheme is case-insensitive", "AIRC://maya/x",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "x"}},
-		{"custom env", "airc://maya:x-acme-glasses2/x",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Env: "x-acme-glasses2", Path: "x"}},
-		{"room with every env", "airc://room:" + roomID + ":*/x",
-			uri.URI{Kind: uri.KindRoom, Room: roomID, Env: "*", Path: "x"}},
-		{"non-ASCII path", "airc://maya/gr\u00fc\u00dfe/\u65e5\u672c",
-			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "gr\u00fc\u00dfe/\u65e5\u672c"}},
+		{
+			"dotted segment that is not a dot segment", "a/.../.hidden/b.",
+			uri.URI{Kind: uri.KindLocal, Path: "a/.../.hidden/b."},
+		},
+		{
+			"percent escapes kept verbatim", "a/b%20c?q=%41#%2F",
+			uri.URI{Kind: uri.KindLocal, Path: "a/b%20c", Query: "q=%41", Fragment: "%2F"},
+		},
+		{
+			"fragment holds # and ?", "x#a#b?c",
+			uri.URI{Kind: uri.KindLocal, Path: "x", Fragment: "a#b?c"},
+		},
+		{
+			"query holds ? and /", "airc://maya/x?a=1?b=/c",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "x", Query: "a=1?b=/c"},
+		},
+		{
+			"empty query and fragment", "x?#",
+			uri.URI{Kind: uri.KindLocal, Path: "x"},
+		},
+		{
+			"scheme is case-insensitive", "AIRC://maya/x",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "x"},
+		},
+		{
+			"custom env", "airc://maya:x-acme-glasses2/x",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Env: "x-acme-glasses2", Path: "x"},
+		},
+		{
+			"room with every env", "airc://room:" + roomID + ":*/x",
+			uri.URI{Kind: uri.KindRoom, Room: roomID, Env: "*", Path: "x"},
+		},
+		{
+			"non-ASCII path", "airc://maya/gr\u00fc\u00dfe/\u65e5\u672c",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Path: "gr\u00fc\u00dfe/\u65e5\u672c"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -469,27 +533,52 @@ func TestRoute(t *testing.T) {
 		in   uri.URI
 		want uri.Decision
 	}{
-		{"local", uri.MustParse("genome/page-in?a#b"),
-			uri.Decision{Kind: uri.KindLocal, Path: "genome/page-in", Query: "a", Fragment: "b"}},
-		{"peer", uri.MustParse("airc://maya@rig:vr/scene/spawn"),
-			uri.Decision{Kind: uri.KindPeer, Peer: "maya", Node: "rig", Env: "vr", Path: "scene/spawn"}},
-		{"peer uuid", uri.MustParse("airc://" + peerIDU + "/x"),
-			uri.Decision{Kind: uri.KindPeer, Peer: peerID, Path: "x"}},
-		{"broadcast", uri.MustParse("airc://maya@rig:*/notification/post"),
-			uri.Decision{Kind: uri.KindBroadcast, Peer: "maya", Node: "rig", Env: "*", Path: "notification/post"}},
-		{"room", uri.MustParse("airc://room:" + roomID + ":web/render/start"),
-			uri.Decision{Kind: uri.KindRoom, Room: roomID, Env: "web", Path: "render/start"}},
+		{
+			"local", uri.MustParse("genome/page-in?a#b"),
+			uri.Decision{Kind: uri.KindLocal, Path: "genome/page-in", Query: "a", Fragment: "b"},
+		},
+		{
+			"peer", uri.MustParse("airc://maya@rig:vr/scene/spawn"),
+			uri.Decision{Kind: uri.KindPeer, Peer: "maya", Node: "rig", Env: "vr", Path: "scene/spawn"},
+		},
+		{
+			"peer uuid", uri.MustParse("airc://" + peerIDU + "/x"),
+			uri.Decision{Kind: uri.KindPeer, Peer: peerID, Path: "x"},
+		},
+		{
+			"broadcast", uri.MustParse("airc://maya@rig:*/notification/post"),
+			uri.Decision{Kind: uri.KindBroadcast, Peer: "maya", Node: "rig", Env: "*", Path: "notification/post"},
+		},
+		{
+			"room", uri.MustParse("airc://room:" + roomID + ":web/render/start"),
+			uri.Decision{Kind: uri.KindRoom, Room: roomID, Env: "web", Path: "render/start"},
+		},
 		// Hand-built values: Route keeps only what the Kind defines.
-		{"local drops stray routing fields", uri.URI{Kind: uri.KindLocal, Peer: "eve", Node: "n", Env: "vr", Room: roomID, Path: "x"},
-			uri.Decision{Kind: uri.KindLocal, Path: "x"}},
-		{"room drops peer", uri.URI{Kind: uri.KindRoom, Peer: "eve", Node: "n", Room: roomID, Path: "x"},
-			uri.Decision{Kind: uri.KindRoom, Room: roomID, Path: "x"}},
-		{"peer drops room", uri.URI{Kind: uri.KindPeer, Peer: "maya", Room: roomID, Path: "x"},
-			uri.Decision{Kind: uri.KindPeer, Peer: "maya", Path: "x"}},
-		{"broadcast always all envs", uri.URI{Kind: uri.KindBroadcast, Peer: "maya", Path: "x"},
-			uri.Decision{Kind: uri.KindBroadcast, Peer: "maya", Env: "*", Path: "x"}},
-		{"unknown kind carries no target", uri.URI{Kind: uri.Kind(9), Peer: "maya", Room: roomID, Path: "x"},
-			uri.Decision{Kind: uri.Kind(9), Path: "x"}},
+		{
+			"local drops stray routing fields",
+			uri.URI{Kind: uri.KindLocal, Peer: "eve", Node: "n", Env: "vr", Room: roomID, Path: "x"},
+			uri.Decision{Kind: uri.KindLocal, Path: "x"},
+		},
+		{
+			"room drops peer",
+			uri.URI{Kind: uri.KindRoom, Peer: "eve", Node: "n", Room: roomID, Path: "x"},
+			uri.Decision{Kind: uri.KindRoom, Room: roomID, Path: "x"},
+		},
+		{
+			"peer drops room",
+			uri.URI{Kind: uri.KindPeer, Peer: "maya", Room: roomID, Path: "x"},
+			uri.Decision{Kind: uri.KindPeer, Peer: "maya", Path: "x"},
+		},
+		{
+			"broadcast always all envs",
+			uri.URI{Kind: uri.KindBroadcast, Peer: "maya", Path: "x"},
+			uri.Decision{Kind: uri.KindBroadcast, Peer: "maya", Env: "*", Path: "x"},
+		},
+		{
+			"unknown kind carries no target",
+			uri.URI{Kind: uri.Kind(9), Peer: "maya", Room: roomID, Path: "x"},
+			uri.Decision{Kind: uri.Kind(9), Path: "x"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

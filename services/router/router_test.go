@@ -77,9 +77,13 @@ func (d *oneNode) PeerHosts(peer string) ([]router.PeerHost, error) {
 	}
 	return nil, rpcerr.New(codes.NotFound, router.ReasonPeerUnknown, "unknown peer", "peer", peer)
 }
-func (d *oneNode) RoomMembers(string) ([]string, error)                           { return []string{rpctest.Node}, nil }
-func (d *oneNode) ServiceMember(string) (string, error)                           { return rpctest.Node, nil }
-func (d *oneNode) Owner(_, _ string) (string, error)                              { return rpctest.Node, nil }
+
+func (d *oneNode) RoomMembers(string) ([]string, error) { return []string{rpctest.Node}, nil }
+
+func (d *oneNode) ServiceMember(string) (string, error) { return rpctest.Node, nil }
+
+func (d *oneNode) Owner(_, _ string) (string, error) { return rpctest.Node, nil }
+
 func (d *oneNode) Conn(context.Context, string) (grpc.ClientConnInterface, error) { return d.conn, nil }
 
 // published records what the router publishes.
@@ -237,36 +241,64 @@ func TestDispatch(t *testing.T) {
 		reason string
 		meta   map[string]string
 	}{
-		{name: "local by descriptor", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "debug/get-log-level"}, result: `{"level":"seen-by:admin"}`},
-		{name: "peer hosted here", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "airc://" + rpctest.Node + "/debug/get-log-level"}, result: `{"level":"seen-by:admin"}`},
-		{name: "params become the request", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "debug/set-log-level", Params: params(t, map[string]any{"level": "warn"})}, result: `{"level":"warn"}`},
-		{name: "target's typed error passes through", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "debug/set-log-level"}, code: codes.InvalidArgument, reason: "LOG_LEVEL_INVALID"},
-		{name: "params that do not fit", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "debug/set-log-level", Params: params(t, map[string]any{"nope": 1})}, code: codes.InvalidArgument, reason: router.ReasonParamsInvalid},
-		{name: "unknown service", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "nosuch/thing"}, code: codes.NotFound, reason: router.ReasonServiceUnknown},
-		{name: "unknown method", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "debug/explode"}, code: codes.NotFound, reason: router.ReasonMethodUnknown},
-		{name: "streaming method", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "debug/stream-probes"}, code: codes.InvalidArgument, reason: router.ReasonMethodNotUnary},
-		{name: "not a command path", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "just-one-segment"}, code: codes.InvalidArgument, reason: "URI_NOT_A_COMMAND"},
-		{name: "unknown peer", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: "airc://nobody/debug/get-log-level"}, code: codes.NotFound, reason: router.ReasonPeerUnknown},
-		{name: "bad uri", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
-			req: &routerv1.DispatchRequest{Uri: ""}, code: codes.InvalidArgument, reason: "URI_EMPTY"},
-		{name: "forbidden", client: func(h *harness) routerv1.RouterServiceClient { return h.user },
+		{
+			name: "local by descriptor", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "debug/get-log-level"}, result: `{"level":"seen-by:admin"}`,
+		},
+		{
+			name: "peer hosted here", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "airc://" + rpctest.Node + "/debug/get-log-level"}, result: `{"level":"seen-by:admin"}`,
+		},
+		{
+			name: "params become the request", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "debug/set-log-level", Params: params(t, map[string]any{"level": "warn"})}, result: `{"level":"warn"}`,
+		},
+		{
+			name: "target's typed error passes through", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "debug/set-log-level"}, code: codes.InvalidArgument, reason: "LOG_LEVEL_INVALID",
+		},
+		{
+			name: "params that do not fit", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "debug/set-log-level", Params: params(t, map[string]any{"nope": 1})}, code: codes.InvalidArgument, reason: router.ReasonParamsInvalid,
+		},
+		{
+			name: "unknown service", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "nosuch/thing"}, code: codes.NotFound, reason: router.ReasonServiceUnknown,
+		},
+		{
+			name: "unknown method", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "debug/explode"}, code: codes.NotFound, reason: router.ReasonMethodUnknown,
+		},
+		{
+			name: "streaming method", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "debug/stream-probes"}, code: codes.InvalidArgument, reason: router.ReasonMethodNotUnary,
+		},
+		{
+			name: "not a command path", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "just-one-segment"}, code: codes.InvalidArgument, reason: "URI_NOT_A_COMMAND",
+		},
+		{
+			name: "unknown peer", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: "airc://nobody/debug/get-log-level"}, code: codes.NotFound, reason: router.ReasonPeerUnknown,
+		},
+		{
+			name: "bad uri", client: func(h *harness) routerv1.RouterServiceClient { return h.admin },
+			req: &routerv1.DispatchRequest{Uri: ""}, code: codes.InvalidArgument, reason: "URI_EMPTY",
+		},
+		{
+			name: "forbidden", client: func(h *harness) routerv1.RouterServiceClient { return h.user },
 			req:  &routerv1.DispatchRequest{Uri: "debug/set-log-level", Params: params(t, map[string]any{"level": "warn"})},
-			code: codes.PermissionDenied, reason: "FORBIDDEN_NO_PERMISSION"},
-		{name: "deferred", client: func(h *harness) routerv1.RouterServiceClient { return h.user },
+			code: codes.PermissionDenied, reason: "FORBIDDEN_NO_PERMISSION",
+		},
+		{
+			name: "deferred", client: func(h *harness) routerv1.RouterServiceClient { return h.user },
 			req:  &routerv1.DispatchRequest{Uri: "debug/get-log-level"},
-			code: codes.FailedPrecondition, reason: "DEFERRED_ASK_OWNER", meta: map[string]string{"prompt_target_env": "web"}},
-		{name: "default deny", client: func(h *harness) routerv1.RouterServiceClient { return h.user },
-			req: &routerv1.DispatchRequest{Uri: "genome/tiers"}, code: codes.PermissionDenied, reason: "FORBIDDEN_NO_MATCHING_RULE"},
+			code: codes.FailedPrecondition, reason: "DEFERRED_ASK_OWNER", meta: map[string]string{"prompt_target_env": "web"},
+		},
+		{
+			name: "default deny", client: func(h *harness) routerv1.RouterServiceClient { return h.user },
+			req: &routerv1.DispatchRequest{Uri: "genome/tiers"}, code: codes.PermissionDenied, reason: "FORBIDDEN_NO_MATCHING_RULE",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

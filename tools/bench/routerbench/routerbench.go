@@ -68,7 +68,12 @@ func Run(args []string, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(out, "node:", err)
+		}
+	}()
 
 	res := Result{QPS: *qps}
 	// In process: the router called through the node's in-process
