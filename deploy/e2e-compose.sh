@@ -55,7 +55,7 @@ done
 for svc in router events genome hippocampus audit; do
 	call -d '{}' "$ADDR" continuum.mesh.v1.MeshService/Members | grep -q "\"$svc\"" || fail "$svc not in Members"
 done
-pass "mesh up: $(call -d '{}' "$ADDR" continuum.mesh.v1.MeshService/Members | grep -c '"name"') members"
+pass "mesh up: $(call -d '{}' "$ADDR" continuum.mesh.v1.MeshService/Members | grep -c '"grpcAddress"') members"
 
 # 1. A refusal reaches the audit log.
 "${G[@]}" "${USER[@]}" -d '{"uri":"debug/set-log-level","params":{"level":"debug"}}' "$ADDR" \
