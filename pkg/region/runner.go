@@ -352,8 +352,10 @@ func (r *Runner) tick(ctx context.Context, e *entry, now time.Time) {
 			heap.Push(&r.due, e)
 		}
 		r.mu.Unlock()
-		r.sink(Telemetry{Region: e.key.region, Target: e.key.Target, Start: now,
-			Pressure: r.gov.PressureFor(profile), Interval: retry, Deferred: true})
+		r.sink(Telemetry{
+			Region: e.key.region, Target: e.key.Target, Start: now,
+			Pressure: r.gov.PressureFor(profile), Interval: retry, Deferred: true,
+		})
 		return
 	}
 	r.mu.Lock()

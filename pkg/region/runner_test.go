@@ -95,14 +95,25 @@ func TestRunnerCadence(t *testing.T) {
 		hints []Cadence
 		want  []time.Duration // tick times relative to t0
 	}{
-		{"hold keeps the start interval", nil,
-			[]time.Duration{time.Second, 61 * time.Second, 121 * time.Second}},
-		{"faster halves down to the floor", []Cadence{Faster, Faster, Faster},
-			[]time.Duration{time.Second, 31 * time.Second, 46 * time.Second, 61 * time.Second, 76 * time.Second}},
-		{"slower doubles up to the cap", []Cadence{Slower, Slower, Slower, Slower},
-			[]time.Duration{time.Second, 121 * time.Second, 361 * time.Second, 841 * time.Second, 1441 * time.Second}},
-		{"sleep parks the target", []Cadence{Hold, Sleep},
-			[]time.Duration{time.Second, 61 * time.Second}},
+		{
+			"hold keeps the start interval", nil,
+			[]time.Duration{time.Second, 61 * time.Second, 121 * time.Second},
+		},
+		{
+			"faster halves down to the floor",
+			[]Cadence{Faster, Faster, Faster},
+			[]time.Duration{time.Second, 31 * time.Second, 46 * time.Second, 61 * time.Second, 76 * time.Second},
+		},
+		{
+			"slower doubles up to the cap",
+			[]Cadence{Slower, Slower, Slower, Slower},
+			[]time.Duration{time.Second, 121 * time.Second, 361 * time.Second, 841 * time.Second, 1441 * time.Second},
+		},
+		{
+			"sleep parks the target",
+			[]Cadence{Hold, Sleep},
+			[]time.Duration{time.Second, 61 * time.Second},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,22 +28,38 @@ func TestDeclareClassValidation(t *testing.T) {
 		{"bad name", &eventsv1.EventClass{Name: "data chat", SchemaVersion: "1"}, codes.InvalidArgument, "CLASS_INVALID_NAME"},
 		{"empty schema version", &eventsv1.EventClass{Name: "a"}, codes.InvalidArgument, "CLASS_EMPTY_SCHEMA_VERSION"},
 		{"bad schema version", &eventsv1.EventClass{Name: "a", SchemaVersion: "1 2"}, codes.InvalidArgument, "CLASS_INVALID_SCHEMA_VERSION"},
-		{"broadcast without channel", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Broadcast: true},
-			codes.InvalidArgument, "CLASS_BROADCAST_WITHOUT_CHANNEL"},
-		{"channel without broadcast", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", ChannelStrategy: global},
-			codes.InvalidArgument, "CLASS_CHANNEL_WITHOUT_BROADCAST"},
-		{"unknown channel", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Broadcast: true, ChannelStrategy: 99},
-			codes.InvalidArgument, "CLASS_CHANNEL_INVALID"},
-		{"artifact class by room", &eventsv1.EventClass{Name: "genome/x", SchemaVersion: "1", Broadcast: true,
-			ChannelStrategy: eventsv1.ChannelStrategy_CHANNEL_STRATEGY_BY_ROOM}, codes.InvalidArgument, "CLASS_CHANNEL_INVALID"},
-		{"unknown schema policy", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", OnUnknownSchema: 7},
-			codes.InvalidArgument, "CLASS_SCHEMA_POLICY_INVALID"},
-		{"negative retention", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Retention: durationpb.New(-time.Second)},
-			codes.InvalidArgument, "CLASS_RETENTION_INVALID"},
-		{"invalid retention", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Retention: &durationpb.Duration{Seconds: 1, Nanos: -1}},
-			codes.InvalidArgument, "CLASS_RETENTION_INVALID"},
-		{"durable without disk", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Durable: true},
-			codes.FailedPrecondition, "DURABLE_UNAVAILABLE"},
+		{
+			"broadcast without channel", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Broadcast: true},
+			codes.InvalidArgument, "CLASS_BROADCAST_WITHOUT_CHANNEL",
+		},
+		{
+			"channel without broadcast", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", ChannelStrategy: global},
+			codes.InvalidArgument, "CLASS_CHANNEL_WITHOUT_BROADCAST",
+		},
+		{
+			"unknown channel", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Broadcast: true, ChannelStrategy: 99},
+			codes.InvalidArgument, "CLASS_CHANNEL_INVALID",
+		},
+		{"artifact class by room", &eventsv1.EventClass{
+			Name: "genome/x", SchemaVersion: "1", Broadcast: true,
+			ChannelStrategy: eventsv1.ChannelStrategy_CHANNEL_STRATEGY_BY_ROOM,
+		}, codes.InvalidArgument, "CLASS_CHANNEL_INVALID"},
+		{
+			"unknown schema policy", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", OnUnknownSchema: 7},
+			codes.InvalidArgument, "CLASS_SCHEMA_POLICY_INVALID",
+		},
+		{
+			"negative retention", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Retention: durationpb.New(-time.Second)},
+			codes.InvalidArgument, "CLASS_RETENTION_INVALID",
+		},
+		{
+			"invalid retention", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Retention: &durationpb.Duration{Seconds: 1, Nanos: -1}},
+			codes.InvalidArgument, "CLASS_RETENTION_INVALID",
+		},
+		{
+			"durable without disk", &eventsv1.EventClass{Name: "a", SchemaVersion: "1", Durable: true},
+			codes.FailedPrecondition, "DURABLE_UNAVAILABLE",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,11 +73,15 @@ func TestDeclareClassValidation(t *testing.T) {
 func TestDeclareClassIsIdempotentAndRefusesConflicts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	class := &eventsv1.EventClass{Name: "chat:message", SchemaVersion: "1", Broadcast: true,
-		ChannelStrategy: eventsv1.ChannelStrategy_CHANNEL_STRATEGY_BY_ROOM}
-	want := &eventsv1.EventClass{Name: "chat:message", SchemaVersion: "1", Broadcast: true,
+	class := &eventsv1.EventClass{
+		Name: "chat:message", SchemaVersion: "1", Broadcast: true,
 		ChannelStrategy: eventsv1.ChannelStrategy_CHANNEL_STRATEGY_BY_ROOM,
-		OnUnknownSchema: eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_FAIL}
+	}
+	want := &eventsv1.EventClass{
+		Name: "chat:message", SchemaVersion: "1", Broadcast: true,
+		ChannelStrategy: eventsv1.ChannelStrategy_CHANNEL_STRATEGY_BY_ROOM,
+		OnUnknownSchema: eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_FAIL,
+	}
 	for i, created := range []bool{true, false} {
 		resp, err := e.admin.DeclareClass(ctxT(t), &eventsv1.DeclareClassRequest{Class: class})
 		if err != nil {
@@ -72,9 +92,11 @@ func TestDeclareClassIsIdempotentAndRefusesConflicts(t *testing.T) {
 		}
 	}
 	// The explicit default policy is the same declaration.
-	same := &eventsv1.EventClass{Name: "chat:message", SchemaVersion: "1", Broadcast: true,
+	same := &eventsv1.EventClass{
+		Name: "chat:message", SchemaVersion: "1", Broadcast: true,
 		ChannelStrategy: eventsv1.ChannelStrategy_CHANNEL_STRATEGY_BY_ROOM,
-		OnUnknownSchema: eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_FAIL, Retention: durationpb.New(0)}
+		OnUnknownSchema: eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_FAIL, Retention: durationpb.New(0),
+	}
 	if resp, err := e.admin.DeclareClass(ctxT(t), &eventsv1.DeclareClassRequest{Class: same}); err != nil || resp.GetCreated() {
 		t.Fatalf("equivalent redeclare = %v, %v", resp, err)
 	}
@@ -163,8 +185,10 @@ func TestClassSharesOneStreamAndChecksSchemas(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	declare(t, e.admin, &eventsv1.EventClass{Name: "audit", SchemaVersion: "2"})
-	declare(t, e.admin, &eventsv1.EventClass{Name: "lax", SchemaVersion: "1",
-		OnUnknownSchema: eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_WARN})
+	declare(t, e.admin, &eventsv1.EventClass{
+		Name: "lax", SchemaVersion: "1",
+		OnUnknownSchema: eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_WARN,
+	})
 	var seqs []uint64
 	for _, topic := range []string{"audit", "audit:refusal", "audit:policy-drift", "audit:refusal"} {
 		seqs = append(seqs, publish(t, e.admin, topic, nil).GetStreamSequence())

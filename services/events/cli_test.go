@@ -137,11 +137,13 @@ type fakeRouter struct {
 func (f *fakeRouter) Subscribe(req *routerv1.SubscribeRequest, stream grpc.ServerStreamingServer[routerv1.SubscribeResponse]) error {
 	f.got <- req
 	if err := stream.Send(&routerv1.SubscribeResponse{Node: "maya-rig", Kind: &routerv1.SubscribeResponse_Ack{
-		Ack: &eventsv1.SubscribeAck{SubscriptionId: "sub_remote"}}}); err != nil {
+		Ack: &eventsv1.SubscribeAck{SubscriptionId: "sub_remote"},
+	}}); err != nil {
 		return err
 	}
 	if err := stream.Send(&routerv1.SubscribeResponse{Node: "maya-rig", Kind: &routerv1.SubscribeResponse_Lag{
-		Lag: &eventsv1.Lag{Missed: 3, ResumeAfterSequence: 9, Stream: "cognition", Topic: "cognition:analyze:complete"}}}); err != nil {
+		Lag: &eventsv1.Lag{Missed: 3, ResumeAfterSequence: 9, Stream: "cognition", Topic: "cognition:analyze:complete"},
+	}}); err != nil {
 		return err
 	}
 	return stream.Send(&routerv1.SubscribeResponse{Node: "maya-rig", Kind: &routerv1.SubscribeResponse_Delivery{Delivery: &eventsv1.Delivery{

@@ -209,8 +209,10 @@ func TestDurableRetention(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	cfg := Config{Node: "test-node", DataDir: t.TempDir(), DurableCache: 16, NoSync: true}
 	e := startEnvClock(t, cfg, clock)
-	declare(t, e.admin, &eventsv1.EventClass{Name: "ret", SchemaVersion: "1", Durable: true, MaxEvents: 100,
-		Retention: durationpb.New(time.Hour)})
+	declare(t, e.admin, &eventsv1.EventClass{
+		Name: "ret", SchemaVersion: "1", Durable: true, MaxEvents: 100,
+		Retention: durationpb.New(time.Hour),
+	})
 	const n = 500
 	for i := 1; i <= n; i++ {
 		publish(t, e.admin, "ret", nil)

@@ -47,6 +47,7 @@ var (
 	errStartAmbiguous      = errors.New("start position needs a selector that resolves to exactly one stream")
 	errStartBeyondEnd      = errors.New("start_after_sequence is beyond the stream's last sequence")
 	errQueueTooLarge       = errors.New("queue_size above the server's maximum")
+	errBatchTooLarge       = errors.New("max_batch above the server's maximum")
 	errSubscriptionLimit   = errors.New("too many subscriptions")
 	errSubscriptionIDEmpty = errors.New("subscription id is empty")
 	errNotOwner            = errors.New("subscription belongs to another principal")
@@ -97,6 +98,7 @@ var mappings = []mapping{
 	{errStartAmbiguous, codes.InvalidArgument, "START_AMBIGUOUS"},
 	{errStartBeyondEnd, codes.OutOfRange, "START_BEYOND_END"},
 	{errQueueTooLarge, codes.InvalidArgument, "QUEUE_TOO_LARGE"},
+	{errBatchTooLarge, codes.InvalidArgument, "BATCH_TOO_LARGE"},
 	{errSubscriptionLimit, codes.ResourceExhausted, "SUBSCRIPTION_LIMIT"},
 	{errSubscriptionIDEmpty, codes.InvalidArgument, "SUBSCRIPTION_ID_EMPTY"},
 	{errNotOwner, codes.PermissionDenied, "SUBSCRIPTION_NOT_OWNED"},

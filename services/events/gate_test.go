@@ -17,8 +17,10 @@ func TestGatesWithAForbidRule(t *testing.T) {
 	e.gate.forbid("user", "events/secret:x/publish")
 	e.gate.forbid("user", "events/secret:x/subscribe")
 	e.gate.forbid("user", "events/genome/*/subscribe")
-	e.gate.set(append(e.gate.rules, gateRule{caller: "user", uri: "events/ask:x/publish",
-		kind: routerv1.VerdictKind_VERDICT_KIND_DEFERRED, reason: "ask-target-env"})...)
+	e.gate.set(append(e.gate.rules, gateRule{
+		caller: "user", uri: "events/ask:x/publish",
+		kind: routerv1.VerdictKind_VERDICT_KIND_DEFERRED, reason: "ask-target-env",
+	})...)
 
 	_, err := e.user.Publish(ctxT(t), &eventsv1.PublishRequest{Topic: "secret:x"})
 	wantCode(t, err, codes.PermissionDenied, "FORBIDDEN_NO_PERMISSION")

@@ -66,8 +66,10 @@ func startMesh(t *testing.T, names ...string) map[string]*meshNode {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = admin.Close() })
-		nodes[name] = &meshNode{name: name, gate: g, svc: svc, srv: srv,
-			peer: eventsv1.NewEventsServiceClient(inproc), admin: eventsv1.NewEventsServiceClient(admin)}
+		nodes[name] = &meshNode{
+			name: name, gate: g, svc: svc, srv: srv,
+			peer: eventsv1.NewEventsServiceClient(inproc), admin: eventsv1.NewEventsServiceClient(admin),
+		}
 	}
 	return nodes
 }

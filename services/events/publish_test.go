@@ -33,7 +33,8 @@ func TestPublishValidation(t *testing.T) {
 		{"empty header name", &eventsv1.PublishRequest{Topic: "a", Headers: map[string]string{"": "v"}}, "HEADER_INVALID"},
 		{"reserved header", &eventsv1.PublishRequest{Topic: "a", Headers: map[string]string{"Continuum-Publisher": "admin"}}, "HEADER_INVALID"},
 		{"too large", &eventsv1.PublishRequest{Topic: "a", Payload: &structpb.Struct{Fields: map[string]*structpb.Value{
-			"x": structpb.NewStringValue(big)}}}, "EVENT_TOO_LARGE"},
+			"x": structpb.NewStringValue(big),
+		}}}, "EVENT_TOO_LARGE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,17 +72,28 @@ func TestSubscribeValidation(t *testing.T) {
 		{"unknown match", artifact("genome/x", 9), codes.InvalidArgument, "ARTIFACT_INVALID"},
 		{"nested filter", withFilter(nested), codes.InvalidArgument, "FILTER_INVALID"},
 		{"list filter", withFilter(list), codes.InvalidArgument, "FILTER_INVALID"},
-		{"both starts", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "a"}, StartAfterSequence: 1, LastN: 1},
-			codes.InvalidArgument, "START_CONFLICT"},
-		{"ambiguous start", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "a:>"}, LastN: 1},
-			codes.InvalidArgument, "START_AMBIGUOUS"},
-		{"ambiguous prefix start", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Artifact{
-			Artifact: &eventsv1.ArtifactSelector{Key: "genome/", Match: eventsv1.ArtifactMatch_ARTIFACT_MATCH_PREFIX}}, StartAfterSequence: 1},
-			codes.InvalidArgument, "START_AMBIGUOUS"},
-		{"start beyond end", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "fresh"}, StartAfterSequence: 5},
-			codes.OutOfRange, "START_BEYOND_END"},
-		{"queue too large", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "a"}, QueueSize: 1 << 30},
-			codes.InvalidArgument, "QUEUE_TOO_LARGE"},
+		{
+			"both starts", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "a"}, StartAfterSequence: 1, LastN: 1},
+			codes.InvalidArgument, "START_CONFLICT",
+		},
+		{
+			"ambiguous start", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "a:>"}, LastN: 1},
+			codes.InvalidArgument, "START_AMBIGUOUS",
+		},
+		{
+			"ambiguous prefix start", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Artifact{
+				Artifact: &eventsv1.ArtifactSelector{Key: "genome/", Match: eventsv1.ArtifactMatch_ARTIFACT_MATCH_PREFIX},
+			}, StartAfterSequence: 1},
+			codes.InvalidArgument, "START_AMBIGUOUS",
+		},
+		{
+			"start beyond end", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "fresh"}, StartAfterSequence: 5},
+			codes.OutOfRange, "START_BEYOND_END",
+		},
+		{
+			"queue too large", &eventsv1.SubscribeRequest{Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "a"}, QueueSize: 1 << 30},
+			codes.InvalidArgument, "QUEUE_TOO_LARGE",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

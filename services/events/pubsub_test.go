@@ -25,14 +25,22 @@ func TestWildcardDeliveriesNameTheConcreteTopic(t *testing.T) {
 		{"tail glob", pattern("data:>"), []string{"data:chat:created", "data:chat:deleted", "data:room:created", "data:x"}},
 		{"exact topic", pattern("data:chat:created"), []string{"data:chat:created"}},
 		{"everything colon", pattern(">"), []string{"data:chat:created", "data:chat:deleted", "data:room:created", "data:x", "other", "data", "genome:working_set"}},
-		{"artifact exact", artifact("genome/working_set.page_fault", eventsv1.ArtifactMatch_ARTIFACT_MATCH_EXACT),
-			[]string{"genome/working_set.page_fault"}},
-		{"artifact exact by default", artifact("genome/working_set.page_fault", eventsv1.ArtifactMatch_ARTIFACT_MATCH_UNSPECIFIED),
-			[]string{"genome/working_set.page_fault"}},
-		{"artifact prefix", artifact("genome/", eventsv1.ArtifactMatch_ARTIFACT_MATCH_PREFIX),
-			[]string{"genome/working_set.page_fault", "genome/working_set.access_denied"}},
-		{"artifact partial prefix", artifact("genome/working_set.a", eventsv1.ArtifactMatch_ARTIFACT_MATCH_PREFIX),
-			[]string{"genome/working_set.access_denied"}},
+		{
+			"artifact exact", artifact("genome/working_set.page_fault", eventsv1.ArtifactMatch_ARTIFACT_MATCH_EXACT),
+			[]string{"genome/working_set.page_fault"},
+		},
+		{
+			"artifact exact by default", artifact("genome/working_set.page_fault", eventsv1.ArtifactMatch_ARTIFACT_MATCH_UNSPECIFIED),
+			[]string{"genome/working_set.page_fault"},
+		},
+		{
+			"artifact prefix", artifact("genome/", eventsv1.ArtifactMatch_ARTIFACT_MATCH_PREFIX),
+			[]string{"genome/working_set.page_fault", "genome/working_set.access_denied"},
+		},
+		{
+			"artifact partial prefix", artifact("genome/working_set.a", eventsv1.ArtifactMatch_ARTIFACT_MATCH_PREFIX),
+			[]string{"genome/working_set.access_denied"},
+		},
 	}
 	tails := make([]*tail, len(tests))
 	for i, tc := range tests {

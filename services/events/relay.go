@@ -13,8 +13,9 @@ import (
 // which is what RouterService.Subscribe does for airc://<peer>/events/...:
 // the router opens the subscription on the far node over the authenticated
 // mesh hop, on behalf of its caller (auth.OnBehalfOf), and relays what
-// arrives. A delivery that does not name the node it subscribed to as its
-// publisher_node is dropped and counted, never forwarded.
+// arrives. A delivery (also inside a batch) that does not name the node it
+// subscribed to as its publisher_node is dropped and counted, never
+// forwarded.
 type Relay struct {
 	// Node is the node the subscription is opened on.
 	Node string
@@ -47,6 +48,20 @@ func (r *Relay) Run(ctx context.Context, client eventsv1.EventsServiceClient, re
 		if d := resp.GetDelivery(); d != nil && d.GetPublisherNode() != r.Node {
 			r.foreign.Add(1)
 			continue
+		}
+		if b := resp.GetBatch(); b != nil {
+			kept := b.GetDeliveries()[:0]
+			for _, d := range b.GetDeliveries() {
+				if d.GetPublisherNode() != r.Node {
+					r.foreign.Add(1)
+					continue
+				}
+				kept = append(kept, d)
+			}
+			if len(kept) == 0 {
+				continue
+			}
+			b.Deliveries = kept
 		}
 		if err := r.Send(resp); err != nil {
 			return err

@@ -48,8 +48,10 @@ func TestReplayStartPositions(t *testing.T) {
 	}{
 		{"new only", pattern("r:x"), nil},
 		{"last 3", &eventsv1.SubscribeRequest{Selector: pattern("r:x").Selector, LastN: 3}, []uint64{8, 9, 10}},
-		{"last 2 even", &eventsv1.SubscribeRequest{Selector: pattern("r:x").Selector, LastN: 2,
-			Filter: payload(t, map[string]any{"even": true})}, []uint64{8, 10}},
+		{"last 2 even", &eventsv1.SubscribeRequest{
+			Selector: pattern("r:x").Selector, LastN: 2,
+			Filter: payload(t, map[string]any{"even": true}),
+		}, []uint64{8, 10}},
 		{"last more than retained", &eventsv1.SubscribeRequest{Selector: pattern("r:x").Selector, LastN: 50}, seqRange(1, 10)},
 		{"after 6", &eventsv1.SubscribeRequest{Selector: pattern("r:x").Selector, StartAfterSequence: 6}, []uint64{7, 8, 9, 10}},
 		{"after the last", &eventsv1.SubscribeRequest{Selector: pattern("r:x").Selector, StartAfterSequence: 10}, nil},

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/gate"
@@ -41,6 +43,10 @@ func (s *Service) subscribe(ctx context.Context, req *eventsv1.SubscribeRequest,
 		queue = s.cfg.DefaultQueue
 	case queue > s.cfg.MaxQueue:
 		return failure(errQueueTooLarge, "", "max_queue", strconv.Itoa(s.cfg.MaxQueue))
+	}
+	maxBatch := int(req.GetMaxBatch())
+	if maxBatch > maxBatchLimit {
+		return failure(errBatchTooLarge, "", "max_batch", strconv.Itoa(maxBatchLimit))
 	}
 	caller := auth.Caller(ctx)
 	if _, err := gate.Check(ctx, s.gate, caller, GateURI(sel.String(), ActionSubscribe)); err != nil {
@@ -88,7 +94,7 @@ func (s *Service) subscribe(ctx context.Context, req *eventsv1.SubscribeRequest,
 	if err := out.Send(ack); err != nil {
 		return err
 	}
-	snd := &sender{svc: s, sub: sub, stream: out}
+	snd := &sender{svc: s, sub: sub, stream: out, maxBatch: maxBatch}
 	if st != nil {
 		if err := snd.catchUp(ctx, st, pos); err != nil {
 			return err
@@ -119,11 +125,17 @@ func selectorOf(req *eventsv1.SubscribeRequest) (topic.Selector, error) {
 // sender writes one subscription's stream. Only the subscription's handler
 // goroutine uses it.
 type sender struct {
-	svc    *Service
-	sub    *subscription
-	stream grpc.ServerStreamingServer[eventsv1.SubscribeResponse]
-	seq    uint64
-	buf    []item
+	svc      *Service
+	sub      *subscription
+	stream   grpc.ServerStreamingServer[eventsv1.SubscribeResponse]
+	maxBatch int
+	seq      uint64
+	buf      []item
+	// batch collects the encoded deliveries of the next DeliveryBatch;
+	// first is its first event, sent as a plain Delivery when alone.
+	batch  []byte
+	nBatch int
+	first  *event
 	// verdicts caches the gate's answer per concrete topic for wildcard
 	// subscriptions.
 	verdicts map[string]verdict
@@ -135,16 +147,17 @@ type verdict struct {
 }
 
 const (
-	takeBatch   = 64
-	replayBatch = 256
-	maxVerdicts = 4096
+	takeBatch     = 256
+	replayBatch   = 256
+	maxVerdicts   = 4096
+	maxBatchLimit = 1024
 )
 
 // loop sends queued deliveries and lag notices until the subscription ends
 // (nil after Unsubscribe) or the stream's context does.
 func (x *sender) loop(ctx context.Context) error {
 	for {
-		x.buf = x.sub.take(x.buf[:0], takeBatch)
+		x.buf = x.sub.take(x.buf[:0], max(takeBatch, x.maxBatch))
 		if len(x.buf) == 0 {
 			select {
 			case <-x.sub.wake:
@@ -155,12 +168,11 @@ func (x *sender) loop(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		for i := range x.buf {
-			if err := x.send(ctx, x.buf[i]); err != nil {
-				return err
-			}
-		}
+		err := x.sendItems(ctx, x.buf)
 		clear(x.buf)
+		if err != nil {
+			return err
+		}
 	}
 }
 
@@ -194,6 +206,7 @@ func (x *sender) catchUp(ctx context.Context, st *stream, pos uint64) error {
 			}
 			continue
 		}
+		items := x.buf[:0]
 		for _, ev := range evs {
 			if !x.sub.sel.Match(ev.topic) {
 				continue
@@ -202,45 +215,124 @@ func (x *sender) catchUp(ctx context.Context, st *stream, pos uint64) error {
 				x.sub.filtered.Add(1)
 				continue
 			}
-			if err := x.send(ctx, item{ev: ev, stream: st}); err != nil {
-				return err
-			}
+			items = append(items, item{ev: ev, stream: st})
+		}
+		err = x.sendItems(ctx, items)
+		clear(items)
+		x.buf = items
+		if err != nil {
+			return err
 		}
 		pos = evs[len(evs)-1].seq
 	}
 }
 
-// send writes one item: lag notices, or a delivery with the next
-// per-subscription sequence, unless the gate refuses its topic.
-func (x *sender) send(ctx context.Context, it item) error {
-	if it.lag != nil {
-		for _, l := range it.lag {
-			if err := x.sendLag(l); err != nil {
+// sendItems writes items in order: lag notices as they come, and
+// deliveries (skipping topics the gate refuses a wildcard subscriber) one
+// per message, or packed up to maxBatch per DeliveryBatch when the
+// subscription asked for batches.
+func (x *sender) sendItems(ctx context.Context, items []item) error {
+	for _, it := range items {
+		if it.lag != nil {
+			if err := x.flush(); err != nil {
 				return err
 			}
+			for _, l := range it.lag {
+				if err := x.sendLag(l); err != nil {
+					return err
+				}
+			}
+			continue
 		}
-		return nil
-	}
-	if x.sub.gatePerTopic {
-		ok, err := x.allowed(ctx, it.ev.topic)
+		if x.sub.gatePerTopic {
+			ok, err := x.allowed(ctx, it.ev.topic)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				x.sub.denied.Add(1)
+				continue
+			}
+		}
+		if x.maxBatch > 1 {
+			if err := x.add(it.ev); err != nil {
+				return err
+			}
+			continue
+		}
+		d, err := it.ev.deliveryFor(x.sub.id, x.seq+1)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			x.sub.denied.Add(1)
-			return nil
+		if err := x.stream.Send(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}); err != nil {
+			return err
 		}
+		x.seq++
+		x.sub.sent.Add(1)
 	}
-	d, err := it.ev.deliveryFor(x.sub.id, x.seq+1)
+	return x.flush()
+}
+
+// add appends one delivery to the pending batch, sending it when full.
+func (x *sender) add(ev *event) error {
+	enc, err := ev.encoded()
 	if err != nil {
 		return err
 	}
-	if err := x.stream.Send(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}); err != nil {
+	x.seq++
+	x.nBatch++
+	if x.nBatch == 1 {
+		x.first = ev
+	}
+	x.batch = appendDelivery(x.batch, x.sub.id, x.seq, enc)
+	if x.nBatch >= x.maxBatch {
+		return x.flush()
+	}
+	return nil
+}
+
+// flush sends the pending batch: a lone delivery as an ordinary Delivery,
+// more as one DeliveryBatch.
+func (x *sender) flush() error {
+	if x.nBatch == 0 {
+		return nil
+	}
+	var resp *eventsv1.SubscribeResponse
+	if x.nBatch == 1 {
+		d, err := x.first.deliveryFor(x.sub.id, x.seq)
+		if err != nil {
+			return err
+		}
+		resp = &eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}
+	} else {
+		b := &eventsv1.DeliveryBatch{}
+		b.ProtoReflect().SetUnknown(protoreflect.RawFields(x.batch))
+		resp = &eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Batch{Batch: b}}
+	}
+	n := x.nBatch
+	err := x.stream.Send(resp)
+	x.batch, x.nBatch, x.first = x.batch[:0], 0, nil
+	if cap(x.batch) > 4<<20 {
+		x.batch = nil
+	}
+	if err != nil {
 		return err
 	}
-	x.seq++
-	x.sub.sent.Add(1)
+	x.sub.sent.Add(uint64(n))
 	return nil
+}
+
+// appendDelivery appends one DeliveryBatch.deliveries entry: the
+// subscription's two fields and the event's shared encoding.
+func appendDelivery(b []byte, subID string, seq uint64, enc []byte) []byte {
+	size := protowire.SizeTag(1) + protowire.SizeBytes(len(subID)) + protowire.SizeTag(3) + protowire.SizeVarint(seq) + len(enc)
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, subID)
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, seq)
+	return append(b, enc...)
 }
 
 func (x *sender) sendLag(l lagEntry) error {

@@ -86,8 +86,10 @@ func (a *artifact) span(ref PageRef) (off, n uint64, err error) {
 }
 
 func (a *artifact) public(home Role, created bool) Artifact {
-	return Artifact{ID: a.id, Name: a.name, SHA256: hex.EncodeToString(a.sum[:]), Size: a.size,
-		Experts: len(a.experts), Home: home, Created: created}
+	return Artifact{
+		ID: a.id, Name: a.name, SHA256: hex.EncodeToString(a.sum[:]), Size: a.size,
+		Experts: len(a.experts), Home: home, Created: created,
+	}
 }
 
 // validate checks a header and returns the expert layout and digest.

@@ -129,8 +129,10 @@ func decodeCatalog(b []byte) (*catalogData, error) {
 		if err != nil {
 			return nil, fmt.Errorf("catalog: artifact %s: %w", id, err)
 		}
-		out.artifacts = append(out.artifacts, &artifact{id: id, name: j.Name, sum: sum, size: j.SizeBytes,
-			experts: experts, created: j.Created, entries: map[*pageEntry]struct{}{}})
+		out.artifacts = append(out.artifacts, &artifact{
+			id: id, name: j.Name, sum: sum, size: j.SizeBytes,
+			experts: experts, created: j.Created, entries: map[*pageEntry]struct{}{},
+		})
 	}
 	seenP := map[PersonaID]bool{}
 	for i, j := range c.Personas {
@@ -172,8 +174,10 @@ func (s *Service) catalogSnapshot() *catalogSnap {
 	c := catalogJSON{Version: catalogVersion, Artifacts: []artifactJSON{}, Personas: []personaJSON{}, Owners: []ownerJSON{}}
 	if s.home.role.Medium() != "memory" {
 		for _, a := range s.artifacts {
-			c.Artifacts = append(c.Artifacts, artifactJSON{ID: a.id.String(), Name: a.name, SHA256: hex.EncodeToString(a.sum[:]),
-				SizeBytes: a.size, ExpertOffsets: a.experts, Created: a.created.UTC()})
+			c.Artifacts = append(c.Artifacts, artifactJSON{
+				ID: a.id.String(), Name: a.name, SHA256: hex.EncodeToString(a.sum[:]),
+				SizeBytes: a.size, ExpertOffsets: a.experts, Created: a.created.UTC(),
+			})
 		}
 	}
 	for _, p := range s.personas {

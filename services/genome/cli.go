@@ -211,8 +211,10 @@ func (c *cli) put(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	hdr := &genomev1.PutArtifactHeader{Name: *name, Sha256: hex.EncodeToString(h.Sum(nil)), SizeBytes: uint64(size),
-		Experts: uint32(*experts), ExpertOffsets: offs}
+	hdr := &genomev1.PutArtifactHeader{
+		Name: *name, Sha256: hex.EncodeToString(h.Sum(nil)), SizeBytes: uint64(size),
+		Experts: uint32(*experts), ExpertOffsets: offs,
+	}
 	if err := stream.Send(&genomev1.PutArtifactRequest{Part: &genomev1.PutArtifactRequest_Header{Header: hdr}}); err != nil {
 		_, rerr := stream.CloseAndRecv()
 		return errors.Join(err, rerr)

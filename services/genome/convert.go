@@ -85,12 +85,16 @@ func evictionsProto(recs []EvictionRecord) []*genomev1.EvictionRecord {
 }
 
 func denialProto(r AccessDenied, node string) *genomev1.AccessDenied {
-	return &genomev1.AccessDenied{Actor: r.Actor.String(), Caller: r.Caller, Owner: r.Owner.String(), Page: refProto(r.Page),
-		Reason: r.Reason, Operation: r.Operation, Node: node, At: timestamppb.New(r.At)}
+	return &genomev1.AccessDenied{
+		Actor: r.Actor.String(), Caller: r.Caller, Owner: r.Owner.String(), Page: refProto(r.Page),
+		Reason: r.Reason, Operation: r.Operation, Node: node, At: timestamppb.New(r.At),
+	}
 }
 
 func tierProto(t TierStatus) *genomev1.TierStatus {
-	return &genomev1.TierStatus{Role: roleProto(t.Role), CapacityBytes: t.Capacity.Total, UsedBytes: t.Capacity.Used,
+	return &genomev1.TierStatus{
+		Role: roleProto(t.Role), CapacityBytes: t.Capacity.Total, UsedBytes: t.Capacity.Used,
 		AvailableBytes: t.Capacity.Available(), Utilization: t.Capacity.Utilization(), Policy: t.Policy, Pages: t.Pages,
-		Home: t.Home, Evictions: t.Evictions, Faults: t.Faults}
+		Home: t.Home, Evictions: t.Evictions, Faults: t.Faults,
+	}
 }

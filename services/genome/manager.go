@@ -22,8 +22,10 @@ func (s *Service) PageIn(ctx context.Context, p PersonaID, ref PageRef) (PageInR
 	if e := s.table.get(ref, h); e != nil {
 		if v := e.view.Load(); v != nil && v.hitFor(p, e.fit) && !s.closing.Load() {
 			s.recordHit(e)
-			return PageInResult{Resident: ResidentPage{Ref: ref, Role: v.role, Size: e.size, Pinned: v.pinned,
-				Handle: PageHandle{Role: v.role, Gen: v.gen}}}, nil
+			return PageInResult{Resident: ResidentPage{
+				Ref: ref, Role: v.role, Size: e.size, Pinned: v.pinned,
+				Handle: PageHandle{Role: v.role, Gen: v.gen},
+			}}, nil
 		}
 	}
 	return s.pageIn(ctx, p, ref, h, false, auth.Caller(ctx).Name)
@@ -800,8 +802,10 @@ func (s *Service) Tiers() []TierStatus {
 	defer s.mu.Unlock()
 	out := make([]TierStatus, 0, len(s.tiers))
 	for _, t := range s.tiers {
-		out = append(out, TierStatus{Role: t.role, Capacity: Capacity{Total: t.capacity, Used: t.used}, Policy: t.policy,
-			Pages: uint64(t.pages), Home: t.home, Evictions: t.evictions, Faults: t.faults})
+		out = append(out, TierStatus{
+			Role: t.role, Capacity: Capacity{Total: t.capacity, Used: t.used}, Policy: t.policy,
+			Pages: uint64(t.pages), Home: t.home, Evictions: t.evictions, Faults: t.faults,
+		})
 	}
 	return out
 }

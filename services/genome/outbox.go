@@ -85,9 +85,16 @@ type outEvent struct {
 
 // OutboxStats are the outbox's counters.
 type OutboxStats struct {
-	Published      uint64
+	// Published counts events the events service acknowledged.
+	Published uint64
+	// Queued is the page-fault and eviction events waiting.
+	Queued int
+	// Dropped counts page-fault and eviction events lost: the queue was
+	// full, publishing failed three times, or the service closed first.
 	Dropped        uint64
 	DenialsPending int
+	// DenialsDropped counts access denials lost (queue full or no data
+	// directory to keep them across a restart); each is in the log.
 	DenialsDropped uint64
 }
 
@@ -352,8 +359,10 @@ func (o *outbox) stats() OutboxStats {
 	o.mu.Lock()
 	pending := len(o.denials)
 	o.mu.Unlock()
-	return OutboxStats{Published: o.published.Load(), Dropped: o.dropped.Load() + uint64(len(o.best)),
-		DenialsPending: pending, DenialsDropped: o.deniedDropped.Load()}
+	return OutboxStats{
+		Published: o.published.Load(), Queued: len(o.best), Dropped: o.dropped.Load(),
+		DenialsPending: pending, DenialsDropped: o.deniedDropped.Load(),
+	}
 }
 
 type spooled struct {
@@ -368,6 +377,7 @@ func (o *outbox) spool() error {
 	}
 	if o.spoolTo == "" {
 		if n := len(o.denials); n > 0 {
+			o.deniedDropped.Add(uint64(n))
 			o.log.Error("genome: closing with unpublished access denials and no data directory to keep them", "dropped", n)
 		}
 		return nil

@@ -2,36 +2,37 @@ package genome
 
 import "math"
 
-import (
-	"os"
-	"strconv"
-)
-
-var expWindow, _ = strconv.ParseFloat(os.Getenv("EXP_WINDOW"), 64)
-var expSample, _ = strconv.Atoi(os.Getenv("EXP_SAMPLE"))
-
 // Eviction inside one tier. A tier keeps its pages in one eviction order
 // (up to three LRU lists) and counts, per persona, the bytes charged to it.
 //
-//   - w-tinylfu: new pages enter an LRU window (1% of the tier at first,
-//     then sized by hill climbing, see climb). A
-//     page leaving the window must beat the main space's victim by TinyLFU
-//     frequency (a count-min sketch of recent uses) to stay; the main space
-//     is a segmented LRU (pages used again move from probation to a
-//     protected segment of 80%). Loops and scans do not flush the main
-//     space: their pages lose the duel. This is Caffeine's W-TinyLFU.
+//   - w-tinylfu: new pages enter an LRU window. A page leaving the window
+//     must beat the main space's victim by TinyLFU frequency (a count-min
+//     sketch of recent uses) to stay; the main space is a segmented LRU
+//     (pages used again move from probation to a protected segment of
+//     80%). Loops and scans do not flush the main space: their pages lose
+//     the duel. This is Caffeine's W-TinyLFU. The window starts at 1% of
+//     the tier and adapts: a hill climber, gated so that it moves only on
+//     a significant change of the hit rate, and a guard that compares the
+//     tier with a sampled shadow LRU on the same accesses and grows the
+//     window a quarter of the tier at once when plain recency clearly wins
+//     (or eases it back when frequency does). Frequency-heavy traffic keeps
+//     a small window; recency-heavy traffic turns the tier into an LRU
+//     instead of collapsing below one.
 //   - slru: the segmented LRU without window and admission.
 //   - lru and fifo: one list, moved on use or not.
 //
 // Isolation between personas is a guaranteed floor: a persona active in
 // the tier that holds less than half its fair share (capacity over the
-// active personas) loses no page of its hot set (see mainVictim) to
-// another persona's demand; the victim search passes over its pages
-// (moving them to the front: a second chance). Above the floor, pages compete on the policy's terms, so a busy
-// persona may use what others leave idle (one global order is several
-// percent better than per-persona partitions on the persona traces), but
-// no persona's scan or sheer volume can push another below its floor. A
-// persona that has not touched the tier lately has no floor.
+// active personas) loses no page of its hot set (pages used more than
+// once) to another persona's demand; the victim search passes over them
+// (moving them to the front: a second chance). Below its floor a persona
+// also gets its window candidates admitted on their second use instead of
+// having to out-frequency a louder persona's pages. Above the floor, pages
+// compete on the policy's terms, so a busy persona may use what others
+// leave idle (one global order is several percent better than hard
+// per-persona partitions on the persona traces), but no persona's scan or
+// sheer volume can push another below its floor. A persona that has not
+// touched the tier lately has no floor, and its pages go first.
 //
 // Pinned pages are off the lists; pages being loaded or moved stay listed
 // but are marked busy. Both are counted in the tier and never chosen.
@@ -140,11 +141,7 @@ type tierIndex struct {
 	tick   uint64
 	sketch *sketch
 
-	// The window's size adapts by hill climbing (Caffeine's climber):
-	// every sample of accesses the hit rate is compared with the last
-	// sample's, and the window keeps growing or shrinking while that
-	// helps. Recency-heavy traffic grows it towards an LRU; frequency-
-	// heavy traffic shrinks it towards an LFU.
+	// The window's size (w-tinylfu): see climb and guardLRU.
 	windowTarget float64 // bytes
 	climbStep    float64 // bytes, signed
 	sampleHits   uint64
@@ -157,9 +154,11 @@ type tierIndex struct {
 }
 
 func newTierIndex(pos int, role Role, store TierStore, policy string, home bool, capacity uint64, sk *sketch) *tierIndex {
-	return &tierIndex{pos: pos, role: role, store: store, policy: policy, home: home, capacity: capacity,
+	return &tierIndex{
+		pos: pos, role: role, store: store, policy: policy, home: home, capacity: capacity,
 		shares: map[PersonaID]*share{}, sketch: sk,
-		windowTarget: windowFraction * float64(capacity), climbStep: climbStepFraction * float64(capacity), prevHitRate: -1}
+		windowTarget: windowFraction * float64(capacity), climbStep: climbStepFraction * float64(capacity), prevHitRate: -1,
+	}
 }
 
 const (
@@ -184,10 +183,15 @@ func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 		t.shadow = newShadowLRU(t.capacity)
 	}
 	t.shadow.access(h, size, hit)
-	if n := t.sampleHits + t.sampleMisses; n >= 10*max(uint64(t.pages), 100) {
-		if !t.guardLRU() {
-			t.climb(float64(t.sampleHits)/float64(n), n)
-		}
+	period := 10 * max(uint64(t.pages), 100)
+	n := t.sampleHits + t.sampleMisses
+	if n%(period/4) == 0 && t.guardLRU() {
+		// The guard moved the window: start a fresh sample.
+		t.sampleHits, t.sampleMisses = 0, 0
+		return
+	}
+	if n >= period {
+		t.climb(float64(t.sampleHits)/float64(n), n)
 		t.sampleHits, t.sampleMisses = 0, 0
 	}
 }
@@ -222,7 +226,7 @@ func (t *tierIndex) guardLRU() bool {
 	default:
 		// Not yet significant: keep counting, over at most 8 samples so
 		// the evidence stays recent.
-		if n > 8*10*max(uint64(t.pages), 100) {
+		if n > 80*max(uint64(t.pages), 100) {
 			sh.total, sh.lruOnly, sh.oursOnly = 0, 0, 0
 		}
 		return false
@@ -325,6 +329,10 @@ func (s *shadowLRU) unlink(n *shadowNode) {
 	n.prev, n.next = nil, nil
 }
 
+// climb is Caffeine's hill climber: after each sample of accesses the hit
+// rate is compared with the last sample's, and the window keeps moving in
+// the direction that helped (steps decaying by 2% a sample, restarting at
+// 6.25% of the tier after a large change) or turns back.
 func (t *tierIndex) climb(hitRate float64, n uint64) {
 	if t.prevHitRate < 0 {
 		t.prevHitRate = hitRate // the first sample only sets the baseline
@@ -538,13 +546,19 @@ func (t *tierIndex) windowOver() bool {
 
 // activeWindow is how many tier ticks a persona may go without touching
 // the tier before it loses its floor.
-func (t *tierIndex) activeWindow() uint64 { return max(expActive*uint64(t.pages), 256) }
+func (t *tierIndex) activeWindow() uint64 { return max(2*uint64(t.pages), 256) }
 
 func (t *tierIndex) active(sh *share) bool { return t.tick-sh.lastTick <= t.activeWindow() }
 
-// floors returns which personas are below their guaranteed floor, as seen
-// by requester (whose own pages are never protected from itself).
-func (t *tierIndex) floors(requester PersonaID) map[PersonaID]bool {
+// floorGuard says, for one eviction, which pages the floor protects.
+type floorGuard struct {
+	floor     uint64 // bytes: half of a fair share among active personas
+	requester PersonaID
+}
+
+// guard computes the floor as seen by requester, whose own demand may
+// always take its own pages.
+func (t *tierIndex) guard(requester PersonaID) *floorGuard {
 	n := 0
 	seenReq := false
 	for p, sh := range t.shares {
@@ -556,17 +570,25 @@ func (t *tierIndex) floors(requester PersonaID) map[PersonaID]bool {
 	if !seenReq {
 		n++
 	}
-	floor := uint64(floorFraction * float64(t.capacity) / float64(n))
-	var out map[PersonaID]bool
-	for p, sh := range t.shares {
-		if p != requester && t.active(sh) && sh.bytes <= floor {
-			if out == nil {
-				out = map[PersonaID]bool{}
-			}
-			out[p] = true
-		}
+	return &floorGuard{floor: uint64(floorFraction * float64(t.capacity) / float64(n)), requester: requester}
+}
+
+// belowFloor reports whether persona p is active and holds no more than
+// its floor.
+func (t *tierIndex) belowFloor(p PersonaID, g *floorGuard) bool {
+	sh := t.shares[p]
+	return g != nil && sh != nil && t.active(sh) && sh.bytes <= g.floor
+}
+
+// spared reports whether the floor protects e from the requester's
+// demand: its persona is another one below its floor, and the page is
+// part of that persona's hot set (settled, or used more than once), not
+// a page seen once that a scan parked there.
+func (t *tierIndex) spared(e *pageEntry, g *floorGuard, settled bool) bool {
+	if g == nil || e.tierCharge == g.requester || !t.belowFloor(e.tierCharge, g) {
+		return false
 	}
-	return out
+	return settled || t.sketch.frequency(e.hash) >= 2
 }
 
 // idleBack is the least recent page of l that is neither keep nor busy.
@@ -580,10 +602,11 @@ func idleBack(l *pageList, keep *pageEntry) *pageEntry {
 }
 
 // victimIn is the least recent page of l that may be evicted: not keep,
-// not busy, not of a protected persona. Protected pages met on the way get
-// a second chance at the front, so a later search does not walk them
-// again. It returns nil after one pass.
-func (t *tierIndex) victimIn(l *pageList, keep *pageEntry, protected map[PersonaID]bool) *pageEntry {
+// not busy, not spared by the floor guard g (nil spares nothing; settled
+// says the list holds settled pages). Spared pages met on the way get a
+// second chance at the front, so a later search does not walk them again.
+// It returns nil after one pass.
+func (t *tierIndex) victimIn(l *pageList, keep *pageEntry, g *floorGuard, settled bool) *pageEntry {
 	e := l.tail
 	for range l.n {
 		if e == nil {
@@ -592,7 +615,7 @@ func (t *tierIndex) victimIn(l *pageList, keep *pageEntry, protected map[Persona
 		prev := e.prev
 		switch {
 		case e == keep, e.busy:
-		case protected[e.tierCharge]:
+		case t.spared(e, g, settled):
 			l.remove(e)
 			l.pushFront(e)
 		default:
@@ -603,31 +626,32 @@ func (t *tierIndex) victimIn(l *pageList, keep *pageEntry, protected map[Persona
 	return nil
 }
 
-// mainVictim is the page the policy gives up, sparing protected personas
-// while anyone else has a page to give. What is spared is a persona's
-// established hot set: for w-tinylfu and slru the protected segment (pages
-// used again since they arrived), for lru and fifo the whole list.
-// Probation and the window are never spared: a page must earn its place
-// first, so a persona's scan cannot park dead pages under its floor.
-func (t *tierIndex) mainVictim(keep *pageEntry, protected map[PersonaID]bool) *pageEntry {
+// mainVictim is the page the policy gives up, sparing personas below
+// their floor while anyone else has a page to give.
+func (t *tierIndex) mainVictim(keep *pageEntry, g *floorGuard) *pageEntry {
 	if t.policy == PolicyLRU || t.policy == PolicyFIFO {
-		if e := t.victimIn(&t.window, keep, protected); e != nil || len(protected) == 0 {
+		if e := t.victimIn(&t.window, keep, g, true); e != nil {
 			return e
 		}
-		return t.victimIn(&t.window, keep, nil)
+		return t.victimIn(&t.window, keep, nil, true)
 	}
-	if e := t.victimIn(&t.probation, keep, nil); e != nil {
+	if e := t.victimIn(&t.probation, keep, g, false); e != nil {
 		return e
 	}
-	if e := t.victimIn(&t.protected, keep, protected); e != nil {
+	if e := t.victimIn(&t.protected, keep, g, true); e != nil {
 		return e
 	}
-	if len(protected) > 0 {
-		if e := t.victimIn(&t.protected, keep, nil); e != nil {
+	// The window is last: it is the whole tier when the guard has turned
+	// the tier into an LRU, and the floor holds there too.
+	if e := t.victimIn(&t.window, keep, g, false); e != nil {
+		return e
+	}
+	for _, l := range []*pageList{&t.probation, &t.protected, &t.window} {
+		if e := t.victimIn(l, keep, nil, false); e != nil {
 			return e
 		}
 	}
-	return t.victimIn(&t.window, keep, nil)
+	return nil
 }
 
 // nextVictim chooses the page to evict so that requester's incoming page
@@ -635,9 +659,9 @@ func (t *tierIndex) mainVictim(keep *pageEntry, protected map[PersonaID]bool) *p
 // victim by frequency and the loser goes; the candidate, if it wins,
 // enters probation.
 func (t *tierIndex) nextVictim(requester PersonaID, keep *pageEntry) *pageEntry {
-	if v := t.idleVictim(keep); v != nil && expIdle > 0 {
+	if v := t.idleVictim(keep); v != nil {
 		if t.windowOver() {
-			if c := t.victimIn(&t.window, keep, nil); c != nil && c != v {
+			if c := t.victimIn(&t.window, keep, nil, false); c != nil && c != v {
 				t.window.remove(c)
 				t.probation.pushFront(c)
 				c.seg = segProbation
@@ -645,16 +669,20 @@ func (t *tierIndex) nextVictim(requester PersonaID, keep *pageEntry) *pageEntry 
 		}
 		return v
 	}
-	protected := t.floors(requester)
-	v := t.mainVictim(keep, protected)
+	g := t.guard(requester)
+	v := t.mainVictim(keep, g)
 	if v == nil || !t.windowOver() {
 		return v
 	}
-	c := t.victimIn(&t.window, keep, nil)
+	c := t.victimIn(&t.window, keep, nil, false)
 	if c == nil || c == v {
 		return v
 	}
-	if t.sketch.frequency(c.hash) > t.sketch.frequency(v.hash) {
+	// The candidate wins on frequency, or, when its persona is below its
+	// floor and the victim's is not, on having been used more than once:
+	// a persona must be able to build its floor even beside a louder one.
+	fc := t.sketch.frequency(c.hash)
+	if fc > t.sketch.frequency(v.hash) || (fc >= 2 && t.belowFloor(c.tierCharge, g) && !t.belowFloor(v.tierCharge, g)) {
 		t.window.remove(c)
 		t.probation.pushFront(c)
 		c.seg = segProbation
@@ -724,6 +752,3 @@ func (t *tierIndex) removePhantom(n uint64) {
 	t.used -= n
 	t.busy -= n
 }
-
-var expIdle, _ = strconv.Atoi(os.Getenv("EXP_IDLE"))
-var expActive, _ = strconv.ParseUint(os.Getenv("EXP_ACTIVE"), 10, 64)

@@ -47,8 +47,10 @@ func (g *server) PutArtifact(stream grpc.ClientStreamingServer[genomev1.PutArtif
 	if err != nil {
 		return g.err(err)
 	}
-	return stream.SendAndClose(&genomev1.PutArtifactResponse{ArtifactId: a.ID.String(), Sha256: a.SHA256, SizeBytes: a.Size,
-		Role: roleProto(a.Home), Created: a.Created, Experts: uint32(a.Experts)})
+	return stream.SendAndClose(&genomev1.PutArtifactResponse{
+		ArtifactId: a.ID.String(), Sha256: a.SHA256, SizeBytes: a.Size,
+		Role: roleProto(a.Home), Created: a.Created, Experts: uint32(a.Experts),
+	})
 }
 
 // chunkReader reads the chunks of a PutArtifact stream as bytes.
@@ -171,8 +173,10 @@ func (g *server) PageOut(ctx context.Context, req *genomev1.PageOutRequest) (*ge
 	if err != nil {
 		return nil, g.err(err)
 	}
-	return &genomev1.PageOutResponse{Moved: res.Moved, SkippedPinned: res.SkippedPinned, From: roleProto(res.From),
-		To: roleProto(res.To), Evictions: evictionsProto(res.Evictions)}, nil
+	return &genomev1.PageOutResponse{
+		Moved: res.Moved, SkippedPinned: res.SkippedPinned, From: roleProto(res.From),
+		To: roleProto(res.To), Evictions: evictionsProto(res.Evictions),
+	}, nil
 }
 
 func (g *server) Pin(ctx context.Context, req *genomev1.PinRequest) (*genomev1.PinResponse, error) {

@@ -1,10 +1,5 @@
 package genome
 
-import (
-	"os"
-	"strconv"
-)
-
 // sketch is the TinyLFU frequency sketch: a count-min sketch of 4-bit
 // counters (16 to a word, four per key, conservative increments) that
 // halves every counter after sampleSize increments, so frequencies age
@@ -14,7 +9,6 @@ import (
 //
 // Not safe for concurrent use: the manager's lock guards it.
 type sketch struct {
-	door       []uint64 // doorkeeper bloom filter
 	table      []uint64
 	mask       uint64 // counters - 1
 	additions  int
@@ -34,15 +28,14 @@ func newSketch(capacity int) *sketch {
 // time the number of pages doubles).
 func (s *sketch) resize(capacity int) {
 	words := 64
-	for words < capacity*max(expWide, 1) {
+	for words < capacity {
 		words <<= 1
 	}
 	s.capacity = capacity
 	s.table = make([]uint64, words)
-	s.door = make([]uint64, words*expDoor/64+1)
 	s.mask = uint64(words*16 - 1)
 	s.additions = 0
-	s.sampleSize = expSample * max(capacity, 64)
+	s.sampleSize = 10 * max(capacity, 64)
 }
 
 // ensureCapacity grows the sketch when the manager holds more pages than
@@ -63,33 +56,8 @@ func (s *sketch) get(pos uint64) uint64 {
 	return (s.table[pos>>4] >> ((pos & 15) << 2)) & 0xf
 }
 
-func (s *sketch) doorBits(h uint64) [3]uint64 {
-	m := uint64(len(s.door) * 64)
-	h2 := mix64(h + 0x632be59bd9b4e019)
-	return [3]uint64{h % m, h2 % m, (h2 >> 21) % m}
-}
-
-func (s *sketch) inDoor(h uint64) bool {
-	for _, b := range s.doorBits(h) {
-		if s.door[b>>6]&(1<<(b&63)) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // frequency is the estimated recent use count of a key, 0..15.
 func (s *sketch) frequency(h uint64) uint64 {
-	if expDoor > 0 {
-		if !s.inDoor(h) {
-			return 0
-		}
-		return s.frequency0(h) + 1
-	}
-	return s.frequency0(h)
-}
-
-func (s *sketch) frequency0(h uint64) uint64 {
 	p := s.positions(h)
 	f := uint64(15)
 	for _, pos := range p {
@@ -100,16 +68,6 @@ func (s *sketch) frequency0(h uint64) uint64 {
 
 // increment counts one use of a key.
 func (s *sketch) increment(h uint64) {
-	if expDoor > 0 && !s.inDoor(h) {
-		for _, b := range s.doorBits(h) {
-			s.door[b>>6] |= 1 << (b & 63)
-		}
-		s.additions++
-		if s.additions >= s.sampleSize {
-			s.halve()
-		}
-		return
-	}
 	p := s.positions(h)
 	var c [4]uint64
 	m := uint64(15)
@@ -137,9 +95,4 @@ func (s *sketch) halve() {
 		s.table[i] = (w >> 1) & 0x7777777777777777
 	}
 	s.additions /= 2
-	clear(s.door)
 }
-
-var expDoor, _ = strconv.Atoi(os.Getenv("EXP_DOOR"))
-
-var expWide, _ = strconv.Atoi(os.Getenv("EXP_WIDE"))

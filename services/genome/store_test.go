@@ -241,9 +241,11 @@ func TestPageFileNames(t *testing.T) {
 			t.Errorf("parsePageFileName(%q) = %v, %v; want %v", name, got, ok, k)
 		}
 	}
-	for _, name := range []string{"", ".pg", a.String() + ".pg", a.String() + ".whole", a.String() + ".e01.pg", a.String() + ".e-1.pg",
+	for _, name := range []string{
+		"", ".pg", a.String() + ".pg", a.String() + ".whole", a.String() + ".e01.pg", a.String() + ".e-1.pg",
 		a.String() + ".r1-0.pg", a.String() + ".r01-1.pg", strings.ToUpper(a.String()) + ".whole.pg", "../" + a.String()[3:] + ".whole.pg",
-		"00000000-0000-0000-0000-000000000000.whole.pg"} {
+		"00000000-0000-0000-0000-000000000000.whole.pg",
+	} {
 		if k, ok := parsePageFileName(name); ok {
 			t.Errorf("parsePageFileName(%q) accepted as %v", name, k)
 		}

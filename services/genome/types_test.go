@@ -175,8 +175,10 @@ func TestHandleAndFault(t *testing.T) {
 func TestParsePageRefRejects(t *testing.T) {
 	t.Parallel()
 	const a = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-	for _, in := range []string{"", a + "/", a + "/expert", a + "/expert/x", a + "/expert/-1", a + "/bytes/1", a + "/bytes/1+0",
-		a + "/bytes/+1", a + "/pages/1", "x/expert/1", a + "/expert/99999999999"} {
+	for _, in := range []string{
+		"", a + "/", a + "/expert", a + "/expert/x", a + "/expert/-1", a + "/bytes/1", a + "/bytes/1+0",
+		a + "/bytes/+1", a + "/pages/1", "x/expert/1", a + "/expert/99999999999",
+	} {
 		if _, err := ParsePageRef(in); err == nil {
 			t.Errorf("ParsePageRef(%q) accepted", in)
 		}

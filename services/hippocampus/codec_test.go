@@ -153,8 +153,10 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	p := newPersona("maya")
 	at := int64(1700000000000000000)
 	p.applyRemember(&rememberRec{id: "a", content: "x", channel: "chat", entities: []string{"ada"}, importance: 5, at: at}, 1)
-	p.applyRemember(&rememberRec{id: "b", content: "y z", channel: "mail", topics: []string{"math"}, importance: 9, at: at + 1,
-		edges: []edgeRec{{"a", "b", EdgeCitedIn, 0.9}}}, 1)
+	p.applyRemember(&rememberRec{
+		id: "b", content: "y z", channel: "mail", topics: []string{"math"}, importance: 9, at: at + 1,
+		edges: []edgeRec{{"a", "b", EdgeCitedIn, 0.9}},
+	}, 1)
 	p.applyConsume(&consumeRec{channel: "chat", at: at + 2, ids: []string{"a", "b"}}, 1)
 	p.applyForget(&forgetRec{id: "gone", at: at})
 	f.Add(p.encodeSnapshot(nil))

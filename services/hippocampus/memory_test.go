@@ -59,10 +59,14 @@ func TestDerivedEdges(t *testing.T) {
 	s.remember("maya", "chat", "d", EngramInput{Content: "d"})
 
 	want := []edgeView{
-		{"a", "b", EdgeSharedEntity, 0.6}, {"a", "b", EdgeConversationalRepl, 1},
-		{"a", "c", EdgeSharedTopic, 0.3}, {"a", "c", EdgeConversationalRepl, 1},
-		{"b", "a", EdgeSharedEntity, 0.6}, {"b", "a", EdgeConversationalRepl, 1},
-		{"c", "a", EdgeSharedTopic, 0.3}, {"c", "a", EdgeConversationalRepl, 1},
+		{"a", "b", EdgeSharedEntity, 0.6},
+		{"a", "b", EdgeConversationalRepl, 1},
+		{"a", "c", EdgeSharedTopic, 0.3},
+		{"a", "c", EdgeConversationalRepl, 1},
+		{"b", "a", EdgeSharedEntity, 0.6},
+		{"b", "a", EdgeConversationalRepl, 1},
+		{"c", "a", EdgeSharedTopic, 0.3},
+		{"c", "a", EdgeConversationalRepl, 1},
 	}
 	if diff := cmp.Diff(want, edgesOf(s.Service, "maya")); diff != "" {
 		t.Fatalf("edges after Remember (-want +got):\n%s", diff)
@@ -88,9 +92,12 @@ func TestDerivedEdges(t *testing.T) {
 		kind     EdgeKind
 		want     float32
 	}{
-		{"a", "c", EdgeRecallCoOccurrence, 0.8}, {"c", "a", EdgeRecallCoOccurrence, 0.8},
-		{"a", "d", EdgeCitedIn, 0.9}, {"d", "c", EdgeCitedIn, 0.9},
-		{"a", "e", EdgeCitedIn, 0.9}, {"e", "c", EdgeCitedIn, 0.9},
+		{"a", "c", EdgeRecallCoOccurrence, 0.8},
+		{"c", "a", EdgeRecallCoOccurrence, 0.8},
+		{"a", "d", EdgeCitedIn, 0.9},
+		{"d", "c", EdgeCitedIn, 0.9},
+		{"a", "e", EdgeCitedIn, 0.9},
+		{"e", "c", EdgeCitedIn, 0.9},
 	} {
 		if w := weight(c.from, c.to, c.kind); w != c.want {
 			t.Errorf("%s -> %s %v = %v, want %v", c.from, c.to, c.kind, w, c.want)

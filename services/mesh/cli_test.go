@@ -26,15 +26,19 @@ func TestCLI(t *testing.T) {
 		errHas   []string
 		usage    bool
 	}{
-		{name: "members", args: []string{"members"},
+		{
+			name: "members", args: []string{"members"},
 			contains: []string{"NAME", "node-a *", "ALIVE", "2026-05-01T12:00:00Z", "10.0.0.1:7400", "mesh,router", "maya:vr|web", "6f1c2a3b-"},
-			absent:   []string{"node-b", "node-c"}},
+			absent:   []string{"node-b", "node-c"},
+		},
 		{name: "members --all", args: []string{"members", "--all"}, contains: []string{"node-b", "DEAD", "(truncated)", "node-c", "LEFT"}},
 		{name: "members json", args: []string{"members", "--json"}, contains: []string{`"node-a"`, `"MEMBER_STATE_ALIVE"`, `"stateSince"`}},
 		{name: "resolve", args: []string{"resolve", "router"}, contains: []string{"node-a *", "ALIVE"}},
 		{name: "resolve with key, flag last", args: []string{"resolve", "hippocampus", "persona-a", "--json"}, contains: []string{`"node-a"`, `"grpcAddress"`}},
-		{name: "owner down", args: []string{"resolve", "hippocampus", "persona-b"},
-			errHas: []string{"Unavailable", "OWNER_DOWN", "member=node-b", "state=DEAD"}},
+		{
+			name: "owner down", args: []string{"resolve", "hippocampus", "persona-b"},
+			errHas: []string{"Unavailable", "OWNER_DOWN", "member=node-b", "state=DEAD"},
+		},
 		{name: "no command", args: nil, usage: true},
 		{name: "unknown command", args: []string{"join"}, usage: true},
 		{name: "resolve without service", args: []string{"resolve"}, usage: true},

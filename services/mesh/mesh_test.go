@@ -50,20 +50,28 @@ func (f *fakeMesh) Resolve(service, key string) (membership.Member, error) {
 }
 
 var (
-	memberA = membership.Member{Name: "node-a", GRPCAddr: "10.0.0.1:7400", GossipAddr: "10.0.0.1:7946",
+	memberA = membership.Member{
+		Name: "node-a", GRPCAddr: "10.0.0.1:7400", GossipAddr: "10.0.0.1:7946",
 		Services: []string{"mesh", "router"}, Peers: []membership.HostedPeer{{Name: "maya", Envs: []string{"vr", "web"}}},
-		Rooms: []string{"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"}, State: membership.Alive, Self: true, Since: since}
-	memberB = membership.Member{Name: "node-b", GRPCAddr: "10.0.0.2:7400", GossipAddr: "10.0.0.2:7946",
-		Services: []string{"hippocampus"}, Peers: []membership.HostedPeer{{Name: "node-b"}}, State: membership.Dead, Since: since, MetaTruncated: true}
+		Rooms: []string{"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"}, State: membership.Alive, Self: true, Since: since,
+	}
+	memberB = membership.Member{
+		Name: "node-b", GRPCAddr: "10.0.0.2:7400", GossipAddr: "10.0.0.2:7946",
+		Services: []string{"hippocampus"}, Peers: []membership.HostedPeer{{Name: "node-b"}}, State: membership.Dead, Since: since, MetaTruncated: true,
+	}
 	memberC = membership.Member{Name: "node-c", GRPCAddr: "10.0.0.3:7400", Services: []string{"hippocampus"}, State: membership.Left}
 
-	protoA = &meshv1.Member{Name: "node-a", GrpcAddress: "10.0.0.1:7400", GossipAddress: "10.0.0.1:7946",
+	protoA = &meshv1.Member{
+		Name: "node-a", GrpcAddress: "10.0.0.1:7400", GossipAddress: "10.0.0.1:7946",
 		Services: []string{"mesh", "router"}, Peers: []*meshv1.HostedPeer{{Name: "maya", Envs: []string{"vr", "web"}}},
 		Rooms: []string{"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"}, State: meshv1.MemberState_MEMBER_STATE_ALIVE, Self: true,
-		StateSince: timestamppb.New(since)}
-	protoB = &meshv1.Member{Name: "node-b", GrpcAddress: "10.0.0.2:7400", GossipAddress: "10.0.0.2:7946",
+		StateSince: timestamppb.New(since),
+	}
+	protoB = &meshv1.Member{
+		Name: "node-b", GrpcAddress: "10.0.0.2:7400", GossipAddress: "10.0.0.2:7946",
 		Services: []string{"hippocampus"}, Peers: []*meshv1.HostedPeer{{Name: "node-b"}}, State: meshv1.MemberState_MEMBER_STATE_DEAD,
-		StateSince: timestamppb.New(since), MetadataTruncated: true}
+		StateSince: timestamppb.New(since), MetadataTruncated: true,
+	}
 	protoC = &meshv1.Member{Name: "node-c", GrpcAddress: "10.0.0.3:7400", Services: []string{"hippocampus"}, State: meshv1.MemberState_MEMBER_STATE_LEFT}
 )
 
@@ -147,10 +155,14 @@ func TestResolve(t *testing.T) {
 	}{
 		{name: "service", req: &meshv1.ResolveRequest{Service: "router"}, want: &meshv1.ResolveResponse{Member: protoA}},
 		{name: "key", req: &meshv1.ResolveRequest{Service: "hippocampus", Key: "persona-a"}, want: &meshv1.ResolveResponse{Member: protoA}},
-		{name: "owner down", req: &meshv1.ResolveRequest{Service: "hippocampus", Key: "persona-b"}, code: codes.Unavailable, reason: membership.ReasonOwnerDown,
-			md: map[string]string{"service": "hippocampus", "key": "persona-b", "member": "node-b", "state": "DEAD"}},
-		{name: "nobody serves it", req: &meshv1.ResolveRequest{Service: "audit"}, code: codes.Unavailable, reason: membership.ReasonServiceUnavailable,
-			md: map[string]string{"service": "audit"}},
+		{
+			name: "owner down", req: &meshv1.ResolveRequest{Service: "hippocampus", Key: "persona-b"}, code: codes.Unavailable, reason: membership.ReasonOwnerDown,
+			md: map[string]string{"service": "hippocampus", "key": "persona-b", "member": "node-b", "state": "DEAD"},
+		},
+		{
+			name: "nobody serves it", req: &meshv1.ResolveRequest{Service: "audit"}, code: codes.Unavailable, reason: membership.ReasonServiceUnavailable,
+			md: map[string]string{"service": "audit"},
+		},
 		{name: "empty service", req: &meshv1.ResolveRequest{}, code: codes.InvalidArgument, reason: ReasonInvalidService, md: map[string]string{"field": "service"}},
 		{name: "upper-case service", req: &meshv1.ResolveRequest{Service: "Router"}, code: codes.InvalidArgument, reason: ReasonInvalidService, md: map[string]string{"field": "service"}},
 		{name: "long service", req: &meshv1.ResolveRequest{Service: strings.Repeat("a", 65)}, code: codes.InvalidArgument, reason: ReasonInvalidService, md: map[string]string{"field": "service"}},
@@ -239,8 +251,10 @@ func resolve(c meshv1.MeshServiceClient) error {
 // TestWithRealMesh serves a real single-node pkg/mesh.
 func TestWithRealMesh(t *testing.T) {
 	t.Parallel()
-	m, err := membership.New(membership.Config{Node: "solo", GossipAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:7400",
-		Services: []string{"mesh", "router"}, Profile: membership.ProfileLocal}, membership.Deps{Logger: discard()})
+	m, err := membership.New(membership.Config{
+		Node: "solo", GossipAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:7400",
+		Services: []string{"mesh", "router"}, Profile: membership.ProfileLocal,
+	}, membership.Deps{Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

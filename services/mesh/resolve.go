@@ -22,12 +22,16 @@ func (s *Service) Resolve(ctx context.Context, req *meshv1.ResolveRequest) (*mes
 
 func (s *Service) validateResolve(req *meshv1.ResolveRequest) error {
 	if !membership.ValidService(req.GetService()) {
-		return &errInvalid{reason: ReasonInvalidService, field: "service",
-			msg: fmt.Sprintf("service %.80q is not a service short name (lower-case [a-z][a-z0-9-]*, at most 64 bytes)", req.GetService())}
+		return &errInvalid{
+			reason: ReasonInvalidService, field: "service",
+			msg: fmt.Sprintf("service %.80q is not a service short name (lower-case [a-z][a-z0-9-]*, at most 64 bytes)", req.GetService()),
+		}
 	}
 	if len(req.GetKey()) > s.cfg.MaxKeyBytes {
-		return &errInvalid{reason: ReasonInvalidKey, field: "key",
-			msg: fmt.Sprintf("key is %d bytes, over the %d-byte limit", len(req.GetKey()), s.cfg.MaxKeyBytes)}
+		return &errInvalid{
+			reason: ReasonInvalidKey, field: "key",
+			msg: fmt.Sprintf("key is %d bytes, over the %d-byte limit", len(req.GetKey()), s.cfg.MaxKeyBytes),
+		}
 	}
 	return nil
 }

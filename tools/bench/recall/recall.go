@@ -7,10 +7,12 @@
 // gRPC layer and the disk are left out). Before each turn the runner is
 // advanced to the turn's time, running every tick that came due. For a turn
 // with "needs", the replayer peeks the (persona, channel) buffer — a hit
-// when the needed engram is in a slice that has not expired — and on a miss
-// asks whether a tick run at that instant would have staged it (a late
-// miss); then it consumes the needed engram. Then it remembers the turn's
-// engram.
+// when the needed engram is in the slice — and on a miss asks whether a
+// tick run at that instant would have staged it (a late miss); then it
+// consumes the needed engram. Then it remembers the turn's engram. A hit
+// from a slice past its expiry (a channel that slept since) is also
+// counted apart, as a stale hit, and the strict figures that count it as a
+// miss are reported too (fresh_hit_at_k, fresh_timeliness).
 //
 // It prints one line per kind of need and, last, one line of JSON with
 // turns, needs, hits, hit_at_k, timeliness (hits / (hits + late misses)),
@@ -68,10 +70,13 @@ type Result struct {
 	Turns               int                    `json:"turns"`
 	Needs               int                    `json:"needs"`
 	Hits                int                    `json:"hits"`
+	StaleHits           int                    `json:"stale_hits"`
 	Late                int                    `json:"late"`
 	Unknown             int                    `json:"unknown_needs"`
 	HitAtK              float64                `json:"hit_at_k"`
 	Timeliness          float64                `json:"timeliness"`
+	FreshHitAtK         float64                `json:"fresh_hit_at_k"`
+	FreshTimeliness     float64                `json:"fresh_timeliness"`
 	ConsumptionFraction float64                `json:"consumption_fraction"`
 	Ticks               int                    `json:"ticks"`
 	TicksPerNeed        float64                `json:"ticks_per_need"`
@@ -222,11 +227,14 @@ func Replay(ctx context.Context, turns []Turn, o Options) (*Result, error) {
 				res.Needs++
 				kr.Needs++
 				sl := svc.PeekLocal(t.Persona, t.Channel)
-				hit := sl != nil && !sl.Expired(at) && slices.ContainsFunc(sl.Items, func(it hippocampus.Item) bool { return it.ID == need })
+				hit := sl != nil && slices.ContainsFunc(sl.Items, func(it hippocampus.Item) bool { return it.ID == need })
 				switch {
 				case hit:
 					res.Hits++
 					kr.Hits++
+					if sl.Expired(at) {
+						res.StaleHits++
+					}
 				case svc.WouldStage(t.Persona, t.Channel, need):
 					res.Late++
 					kr.Late++
@@ -254,6 +262,8 @@ func Replay(ctx context.Context, turns []Turn, o Options) (*Result, error) {
 	res.Ticks = len(durations)
 	res.HitAtK = ratio(res.Hits, res.Needs)
 	res.Timeliness = ratio(res.Hits, res.Hits+res.Late)
+	res.FreshHitAtK = ratio(res.Hits-res.StaleHits, res.Needs)
+	res.FreshTimeliness = ratio(res.Hits-res.StaleHits, res.Hits+res.Late)
 	res.ConsumptionFraction = ratio(consumed, published)
 	res.TicksPerNeed = ratio(res.Ticks, res.Needs)
 	if len(durations) > 0 {
@@ -291,6 +301,8 @@ func Print(w io.Writer, r *Result) error {
 		fmt.Fprintf(w, "  %-14s needs %5d  hit@%d %.3f  late %4d  timeliness %.3f\n", k, kr.Needs, r.K, kr.HitAtK, kr.Late, kr.Timeline)
 	}
 	fmt.Fprintf(w, "  %-14s needs %5d  hit@%d %.3f  late %4d  timeliness %.3f\n", "all", r.Needs, r.K, r.HitAtK, r.Late, r.Timeliness)
+	fmt.Fprintf(w, "  %d hits came from an expired slice; counting them as misses: hit@%d %.3f, timeliness %.3f\n",
+		r.StaleHits, r.K, r.FreshHitAtK, r.FreshTimeliness)
 	fmt.Fprintf(w, "  ticks %d (%.2f per need), tick p50 %.1f µs, p99 %.1f µs, max %.1f µs; consumption fraction %.4f\n",
 		r.Ticks, r.TicksPerNeed, r.TickP50us, r.TickP99us, r.TickMaxus, r.ConsumptionFraction)
 	b, err := json.Marshal(r)

@@ -16,8 +16,9 @@
 // on turns, of six kinds:
 //
 //	same-thread    an earlier turn of the current session (2 to 8 back)
-//	shared-entity  an older engram (another session) sharing an entity with
-//	               the session's focus, more recent ones likelier
+//	shared-entity  an older engram (another session) with one of the
+//	               session's focus entities (one picked at random), more
+//	               recent ones likelier
 //	landmark       one of the persona's important (9-10) engrams
 //	re-recall      an engram needed before, likelier the more often it was
 //	same-channel   an older engram of the same channel, more recent likelier
@@ -26,7 +27,9 @@
 // "More recent likelier" is a power law in recency rank (weight rank^-0.5),
 // the shape Anderson and Schooler found in the environment's own statistics.
 // The turn that needs an engram then mentions one of its entities or
-// topics. Nothing here looks at any scorer.
+// topics. Nothing here looks at any scorer. Sampling is O(log n) per need,
+// so traces of 100,000 turns per persona take seconds; the Bayes ceiling
+// (--ceiling) is O(n) per need and meant for the default trace size.
 package recallgen
 
 import (
@@ -77,6 +80,8 @@ type Options struct {
 	LandmarkRate    float64
 	Mix             []float64 // weights of Kinds
 	EntitiesPerTurn int
+	// Ceiling computes the Bayes ceiling while generating (O(n) per need).
+	Ceiling bool
 }
 
 // DefaultOptions is the trace docs/perf-hippocampus.md reports on.
@@ -95,6 +100,7 @@ func DefaultOptions() Options {
 		LandmarkRate:    0.03,
 		Mix:             []float64{0.25, 0.20, 0.10, 0.15, 0.15, 0.15},
 		EntitiesPerTurn: 2,
+		Ceiling:         true,
 	}
 }
 
@@ -115,6 +121,7 @@ func Run(args []string, out io.Writer) error {
 	fs.Float64Var(&o.SessionsPerDay, "sessions-per-day", o.SessionsPerDay, "sessions per persona per day")
 	fs.Float64Var(&o.MeanTurns, "mean-turns", o.MeanTurns, "mean turns per session")
 	fs.Float64Var(&o.NeedRate, "need-rate", o.NeedRate, "share of turns that need an earlier engram")
+	fs.BoolVar(&o.Ceiling, "ceiling", o.Ceiling, "compute and print the Bayes ceiling (slow for very large traces)")
 	mix := fs.String("mix", "", "weights of the need kinds "+strings.Join(Kinds, ",")+" (comma-separated)")
 	outPath := fs.String("out", "-", "output file; - is standard output")
 	if err := fs.Parse(args); err != nil {
@@ -153,7 +160,9 @@ func Run(args []string, out io.Writer) error {
 	}
 	if *outPath != "-" {
 		fmt.Fprintf(out, "wrote %d turns to %s\n", n, *outPath)
-		ceil.print(out)
+		if o.Ceiling {
+			ceil.print(out)
+		}
 	}
 	return nil
 }
@@ -222,32 +231,35 @@ type focus struct {
 }
 
 type personaGen struct {
-	o        Options
-	r        *rand.Rand
-	name     string
-	topicZ   *zipf
-	entityZ  *zipf
-	chanW    []float64
-	engrams  []engram
-	byEntity map[int][]int // engram indices per entity, in order
-	byChan   map[int][]int
-	landmark []int
-	needed   map[int]int // engram index -> times needed
-	neededSq []int       // needed engrams in order of first need
-	last     map[int]focus
-	ceiling  *Ceiling
+	o         Options
+	r         *rand.Rand
+	name      string
+	topicZ    *zipf
+	entityZ   *zipf
+	chanW     []float64
+	engrams   []engram
+	byEntity  map[int][]int // engram indices per entity, in order
+	byChan    map[int][]int
+	landmark  []int
+	needed    map[int]int // engram index -> times needed
+	neededSq  []int       // needed engrams in order of first need
+	neededPos map[int]int // engram index -> position in neededSq
+	neededW   fenwick     // times needed, by position in neededSq
+	last      map[int]focus
+	ceiling   *Ceiling
 }
 
 func genPersona(o Options, idx int, ceil *Ceiling) []Turn {
 	g := &personaGen{
-		ceiling:  ceil,
-		o:        o,
-		r:        rand.New(rand.NewPCG(o.Seed, uint64(idx)+1)),
-		name:     fmt.Sprintf("p%d", idx+1),
-		byEntity: map[int][]int{},
-		byChan:   map[int][]int{},
-		needed:   map[int]int{},
-		last:     map[int]focus{},
+		ceiling:   ceil,
+		o:         o,
+		r:         rand.New(rand.NewPCG(o.Seed, uint64(idx)+1)),
+		name:      fmt.Sprintf("p%d", idx+1),
+		byEntity:  map[int][]int{},
+		byChan:    map[int][]int{},
+		needed:    map[int]int{},
+		neededPos: map[int]int{},
+		last:      map[int]focus{},
 	}
 	g.topicZ = newZipf(o.Topics, 1.0)
 	g.entityZ = newZipf(o.Entities, 1.1)
@@ -320,15 +332,22 @@ func (g *personaGen) session(sid int, t *float64) []Turn {
 		}
 		turn := Turn{T: math.Round(*t*1000) / 1000, Persona: g.name, Channel: channelNames[ch], Engram: e.id, Importance: e.importance}
 		if len(g.engrams) > 0 && g.r.Float64() < o.NeedRate {
-			mass := g.oracle(inSession, ch, f)
+			var mass []float64
+			if o.Ceiling {
+				mass = g.oracle(inSession, ch, f)
+			}
 			if need, kind, ok := g.plant(inSession, ch, f); ok {
-				g.ceiling.add(kind, mass)
+				if o.Ceiling {
+					g.ceiling.add(kind, mass)
+				}
 				id := g.engrams[need].id
 				turn.Needs, turn.Kind = &id, kind
 				if g.needed[need] == 0 {
 					g.neededSq = append(g.neededSq, need)
+					g.neededPos[need] = len(g.neededSq) - 1
 				}
 				g.needed[need]++
+				g.neededW.add(g.neededPos[need], 1)
 				// The turn talks about what it needed.
 				n := &g.engrams[need]
 				if len(n.entities) > 0 {
@@ -372,22 +391,15 @@ func (g *personaGen) plant(inSession []int, ch int, f focus) (int, string, bool)
 				return inSession[max(0, len(inSession)-back)], Kinds[kind], true
 			}
 		case "shared-entity":
-			var cands []int
-			sid := -1
-			if len(inSession) > 0 {
-				sid = g.engrams[inSession[0]].session
-			}
+			var lists [][]int
 			for _, en := range f.entities {
-				for _, i := range g.byEntity[en] {
-					if g.engrams[i].session != sid {
-						cands = append(cands, i)
-					}
+				if l := g.beforeSession(g.byEntity[en], inSession); len(l) > 0 {
+					lists = append(lists, l)
 				}
 			}
-			if len(cands) > 0 {
-				slices.Sort(cands)
-				cands = slices.Compact(cands)
-				return cands[pickRecent(g.r, len(cands))], Kinds[kind], true
+			if len(lists) > 0 {
+				l := lists[g.r.IntN(len(lists))]
+				return l[pickRecent(g.r, len(l))], Kinds[kind], true
 			}
 		case "landmark":
 			if len(g.landmark) > 0 {
@@ -395,21 +407,11 @@ func (g *personaGen) plant(inSession []int, ch int, f focus) (int, string, bool)
 			}
 		case "re-recall":
 			if len(g.neededSq) > 0 {
-				ws := make([]float64, len(g.neededSq))
-				for i, n := range g.neededSq {
-					ws[i] = float64(g.needed[n])
-				}
-				return g.neededSq[pickWeighted(g.r, ws)], Kinds[kind], true
+				return g.neededSq[g.neededW.find(g.r.Float64()*g.neededW.total())], Kinds[kind], true
 			}
 		case "same-channel":
-			var cands []int
-			for _, i := range g.byChan[ch] {
-				if !slices.Contains(inSession, i) {
-					cands = append(cands, i)
-				}
-			}
-			if len(cands) > 0 {
-				return cands[pickRecent(g.r, len(cands))], Kinds[kind], true
+			if l := g.beforeSession(g.byChan[ch], inSession); len(l) > 0 {
+				return l[pickRecent(g.r, len(l))], Kinds[kind], true
 			}
 		case "random":
 			return g.r.IntN(len(g.engrams)), Kinds[kind], true
@@ -418,14 +420,91 @@ func (g *personaGen) plant(inSession []int, ch int, f focus) (int, string, bool)
 	return 0, "", false
 }
 
-// pickRecent picks an index of n ordered oldest first, with weight
-// (recency rank)^-0.5: the most recent has rank 1.
-func pickRecent(r *rand.Rand, n int) int {
-	ws := make([]float64, n)
-	for i := range n {
-		ws[i] = 1 / math.Sqrt(float64(n-i))
+// beforeSession is l (engram indices in order) without its tail of the
+// current session's engrams: they are the most recent, so they end l.
+func (g *personaGen) beforeSession(l, inSession []int) []int {
+	if len(inSession) == 0 {
+		return l
 	}
-	return pickWeighted(r, ws)
+	first := inSession[0]
+	end := len(l)
+	for end > 0 && l[end-1] >= first {
+		end--
+	}
+	return l[:end]
+}
+
+// rankSums[r] is Σ_{j=1..r} j^-0.5, grown on demand (shared, read-only
+// once grown; generation is single-threaded).
+var rankSums = []float64{0}
+
+func rankSum(n int) float64 {
+	for len(rankSums) <= n {
+		r := len(rankSums)
+		rankSums = append(rankSums, rankSums[r-1]+1/math.Sqrt(float64(r)))
+	}
+	return rankSums[n]
+}
+
+// pickRecent picks an index of n ordered oldest first, with weight
+// (recency rank)^-0.5: the most recent has rank 1. It is exact and
+// O(log n).
+func pickRecent(r *rand.Rand, n int) int {
+	x := r.Float64() * rankSum(n)
+	rank, _ := slices.BinarySearch(rankSums[:n+1], x) // first r with sum >= x
+	rank = min(max(rank, 1), n)
+	return n - rank
+}
+
+// fenwick is a binary indexed tree of weights for O(log n) weighted draws.
+type fenwick struct{ t []float64 }
+
+func (f *fenwick) add(i int, w float64) {
+	for len(f.t) <= i+1 {
+		f.t = append(f.t, 0)
+		// A new slot's node must cover its range: rebuild lazily by adding
+		// the covered sums.
+		j := len(f.t) - 1
+		for k := j - 1; k > j-(j&-j); k-- {
+			f.t[j] += f.raw(k)
+		}
+	}
+	for j := i + 1; j < len(f.t); j += j & -j {
+		f.t[j] += w
+	}
+}
+
+// raw is the weight at 0-based position k-1 (k is 1-based).
+func (f *fenwick) raw(k int) float64 {
+	s := f.t[k]
+	for j := k - 1; j > k-(k&-k); j -= j & -j {
+		s -= f.t[j]
+	}
+	return s
+}
+
+func (f *fenwick) total() float64 {
+	s := 0.0
+	for j := len(f.t) - 1; j > 0; j -= j & -j {
+		s += f.t[j]
+	}
+	return s
+}
+
+// find returns the position whose cumulative weight first exceeds x.
+func (f *fenwick) find(x float64) int {
+	pos := 0
+	step := 1
+	for step*2 < len(f.t) {
+		step *= 2
+	}
+	for ; step > 0; step /= 2 {
+		if next := pos + step; next < len(f.t) && f.t[next] <= x {
+			pos = next
+			x -= f.t[next]
+		}
+	}
+	return min(pos, len(f.t)-2)
 }
 
 func pickWeighted(r *rand.Rand, ws []float64) int {
@@ -532,10 +611,6 @@ func (c *Ceiling) print(w io.Writer) {
 // plant exactly.
 func (g *personaGen) oracle(inSession []int, ch int, f focus) []float64 {
 	dists := make([]map[int]float64, len(Kinds))
-	sid := -1
-	if len(inSession) > 0 {
-		sid = g.engrams[inSession[0]].session
-	}
 	for k, name := range Kinds {
 		d := map[int]float64{}
 		switch name {
@@ -547,17 +622,19 @@ func (g *personaGen) oracle(inSession []int, ch int, f focus) []float64 {
 				}
 			}
 		case "shared-entity":
-			var cands []int
+			var lists [][]int
 			for _, en := range f.entities {
-				for _, i := range g.byEntity[en] {
-					if g.engrams[i].session != sid {
-						cands = append(cands, i)
-					}
+				if l := g.beforeSession(g.byEntity[en], inSession); len(l) > 0 {
+					lists = append(lists, l)
 				}
 			}
-			slices.Sort(cands)
-			cands = slices.Compact(cands)
-			addRecent(d, cands)
+			for _, l := range lists {
+				sub := map[int]float64{}
+				addRecent(sub, l)
+				for i, q := range sub {
+					d[i] += q / float64(len(lists))
+				}
+			}
 		case "landmark":
 			for _, i := range g.landmark {
 				d[i] += 1 / float64(len(g.landmark))
@@ -571,13 +648,7 @@ func (g *personaGen) oracle(inSession []int, ch int, f focus) []float64 {
 				d[n] += float64(g.needed[n]) / total
 			}
 		case "same-channel":
-			var cands []int
-			for _, i := range g.byChan[ch] {
-				if !slices.Contains(inSession, i) {
-					cands = append(cands, i)
-				}
-			}
-			addRecent(d, cands)
+			addRecent(d, g.beforeSession(g.byChan[ch], inSession))
 		case "random":
 			for i := range g.engrams {
 				d[i] = 1 / float64(len(g.engrams))

@@ -994,7 +994,13 @@ type SubscribeRequest struct {
 	// Start with the last N retained events that match, when non-zero.
 	LastN uint32 `protobuf:"varint,5,opt,name=last_n,json=lastN,proto3" json:"last_n,omitempty"`
 	// Bounded queue length for this subscription; zero is the server default.
-	QueueSize     uint32 `protobuf:"varint,6,opt,name=queue_size,json=queueSize,proto3" json:"queue_size,omitempty"`
+	QueueSize uint32 `protobuf:"varint,6,opt,name=queue_size,json=queueSize,proto3" json:"queue_size,omitempty"`
+	// When above 1, consecutive deliveries that are ready together (the
+	// subscriber is behind, or a replay) may be packed, up to this many, into
+	// one SubscribeResponse.batch, which cuts per-message overhead for
+	// high-rate subscribers. Zero or one: every delivery is its own message.
+	// At most 1024.
+	MaxBatch      uint32 `protobuf:"varint,7,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1078,6 +1084,13 @@ func (x *SubscribeRequest) GetLastN() uint32 {
 func (x *SubscribeRequest) GetQueueSize() uint32 {
 	if x != nil {
 		return x.QueueSize
+	}
+	return 0
+}
+
+func (x *SubscribeRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
 	}
 	return 0
 }
@@ -1349,6 +1362,52 @@ func (x *Lag) GetStream() string {
 	return ""
 }
 
+// DeliveryBatch is consecutive deliveries of one subscription, in order,
+// sent only to subscriptions that set max_batch.
+type DeliveryBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries    []*Delivery            `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryBatch) Reset() {
+	*x = DeliveryBatch{}
+	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryBatch) ProtoMessage() {}
+
+func (x *DeliveryBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryBatch.ProtoReflect.Descriptor instead.
+func (*DeliveryBatch) Descriptor() ([]byte, []int) {
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeliveryBatch) GetDeliveries() []*Delivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -1356,6 +1415,7 @@ type SubscribeResponse struct {
 	//	*SubscribeResponse_Ack
 	//	*SubscribeResponse_Delivery
 	//	*SubscribeResponse_Lag
+	//	*SubscribeResponse_Batch
 	Kind          isSubscribeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1363,7 +1423,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1435,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[18]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1448,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubscribeResponse) GetKind() isSubscribeResponse_Kind {
@@ -1425,6 +1485,15 @@ func (x *SubscribeResponse) GetLag() *Lag {
 	return nil
 }
 
+func (x *SubscribeResponse) GetBatch() *DeliveryBatch {
+	if x != nil {
+		if x, ok := x.Kind.(*SubscribeResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isSubscribeResponse_Kind interface {
 	isSubscribeResponse_Kind()
 }
@@ -1441,11 +1510,18 @@ type SubscribeResponse_Lag struct {
 	Lag *Lag `protobuf:"bytes,3,opt,name=lag,proto3,oneof"`
 }
 
+type SubscribeResponse_Batch struct {
+	// Only when the subscription asked for max_batch above 1.
+	Batch *DeliveryBatch `protobuf:"bytes,4,opt,name=batch,proto3,oneof"`
+}
+
 func (*SubscribeResponse_Ack) isSubscribeResponse_Kind() {}
 
 func (*SubscribeResponse_Delivery) isSubscribeResponse_Kind() {}
 
 func (*SubscribeResponse_Lag) isSubscribeResponse_Kind() {}
+
+func (*SubscribeResponse_Batch) isSubscribeResponse_Kind() {}
 
 type UnsubscribeRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1456,7 +1532,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1544,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[19]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1557,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnsubscribeRequest) GetSubscriptionId() string {
@@ -1500,7 +1576,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1588,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[20]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1601,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnsubscribeResponse) GetClosed() bool {
@@ -1543,7 +1619,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1631,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[21]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1644,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 // SubscriptionStats are one subscription's counters.
@@ -1596,7 +1672,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[22]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1684,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[22]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1697,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{22}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubscriptionStats) GetSubscriptionId() string {
@@ -1696,7 +1772,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_continuum_events_v1_events_proto_msgTypes[23]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1784,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_events_v1_events_proto_msgTypes[23]
+	mi := &file_continuum_events_v1_events_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1797,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{23}
+	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionStats {
@@ -1786,7 +1862,7 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x03ack\x18\x01 \x01(\v2$.continuum.events.v1.PublishResponseR\x03ack\"^\n" +
 	"\x10ArtifactSelector\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
-	"\x05match\x18\x02 \x01(\x0e2\".continuum.events.v1.ArtifactMatchR\x05match\"\x98\x02\n" +
+	"\x05match\x18\x02 \x01(\x0e2\".continuum.events.v1.ArtifactMatchR\x05match\"\xb5\x02\n" +
 	"\x10SubscribeRequest\x12\x1a\n" +
 	"\apattern\x18\x01 \x01(\tH\x00R\apattern\x12C\n" +
 	"\bartifact\x18\x02 \x01(\v2%.continuum.events.v1.ArtifactSelectorH\x00R\bartifact\x12/\n" +
@@ -1794,7 +1870,8 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x14start_after_sequence\x18\x04 \x01(\x04R\x12startAfterSequence\x12\x15\n" +
 	"\x06last_n\x18\x05 \x01(\rR\x05lastN\x12\x1d\n" +
 	"\n" +
-	"queue_size\x18\x06 \x01(\rR\tqueueSizeB\n" +
+	"queue_size\x18\x06 \x01(\rR\tqueueSize\x12\x1b\n" +
+	"\tmax_batch\x18\a \x01(\rR\bmaxBatchB\n" +
 	"\n" +
 	"\bselector\"7\n" +
 	"\fSubscribeAck\x12'\n" +
@@ -1819,11 +1896,16 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x06missed\x18\x02 \x01(\x04R\x06missed\x122\n" +
 	"\x15resume_after_sequence\x18\x03 \x01(\x04R\x13resumeAfterSequence\x12\x14\n" +
 	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x16\n" +
-	"\x06stream\x18\x05 \x01(\tR\x06stream\"\xbd\x01\n" +
+	"\x06stream\x18\x05 \x01(\tR\x06stream\"N\n" +
+	"\rDeliveryBatch\x12=\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1d.continuum.events.v1.DeliveryR\n" +
+	"deliveries\"\xf9\x01\n" +
 	"\x11SubscribeResponse\x125\n" +
 	"\x03ack\x18\x01 \x01(\v2!.continuum.events.v1.SubscribeAckH\x00R\x03ack\x12;\n" +
 	"\bdelivery\x18\x02 \x01(\v2\x1d.continuum.events.v1.DeliveryH\x00R\bdelivery\x12,\n" +
-	"\x03lag\x18\x03 \x01(\v2\x18.continuum.events.v1.LagH\x00R\x03lagB\x06\n" +
+	"\x03lag\x18\x03 \x01(\v2\x18.continuum.events.v1.LagH\x00R\x03lag\x12:\n" +
+	"\x05batch\x18\x04 \x01(\v2\".continuum.events.v1.DeliveryBatchH\x00R\x05batchB\x06\n" +
 	"\x04kind\"=\n" +
 	"\x12UnsubscribeRequest\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\"-\n" +
@@ -1883,7 +1965,7 @@ func file_continuum_events_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_continuum_events_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_continuum_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_continuum_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_continuum_events_v1_events_proto_goTypes = []any{
 	(ChannelStrategy)(0),              // 0: continuum.events.v1.ChannelStrategy
 	(UnknownSchemaPolicy)(0),          // 1: continuum.events.v1.UnknownSchemaPolicy
@@ -1906,63 +1988,66 @@ var file_continuum_events_v1_events_proto_goTypes = []any{
 	(*SubscribeAck)(nil),              // 18: continuum.events.v1.SubscribeAck
 	(*Delivery)(nil),                  // 19: continuum.events.v1.Delivery
 	(*Lag)(nil),                       // 20: continuum.events.v1.Lag
-	(*SubscribeResponse)(nil),         // 21: continuum.events.v1.SubscribeResponse
-	(*UnsubscribeRequest)(nil),        // 22: continuum.events.v1.UnsubscribeRequest
-	(*UnsubscribeResponse)(nil),       // 23: continuum.events.v1.UnsubscribeResponse
-	(*ListSubscriptionsRequest)(nil),  // 24: continuum.events.v1.ListSubscriptionsRequest
-	(*SubscriptionStats)(nil),         // 25: continuum.events.v1.SubscriptionStats
-	(*ListSubscriptionsResponse)(nil), // 26: continuum.events.v1.ListSubscriptionsResponse
-	nil,                               // 27: continuum.events.v1.PublishRequest.HeadersEntry
-	nil,                               // 28: continuum.events.v1.Delivery.HeadersEntry
-	(*durationpb.Duration)(nil),       // 29: google.protobuf.Duration
-	(*structpb.Struct)(nil),           // 30: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(*DeliveryBatch)(nil),             // 21: continuum.events.v1.DeliveryBatch
+	(*SubscribeResponse)(nil),         // 22: continuum.events.v1.SubscribeResponse
+	(*UnsubscribeRequest)(nil),        // 23: continuum.events.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil),       // 24: continuum.events.v1.UnsubscribeResponse
+	(*ListSubscriptionsRequest)(nil),  // 25: continuum.events.v1.ListSubscriptionsRequest
+	(*SubscriptionStats)(nil),         // 26: continuum.events.v1.SubscriptionStats
+	(*ListSubscriptionsResponse)(nil), // 27: continuum.events.v1.ListSubscriptionsResponse
+	nil,                               // 28: continuum.events.v1.PublishRequest.HeadersEntry
+	nil,                               // 29: continuum.events.v1.Delivery.HeadersEntry
+	(*durationpb.Duration)(nil),       // 30: google.protobuf.Duration
+	(*structpb.Struct)(nil),           // 31: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
 }
 var file_continuum_events_v1_events_proto_depIdxs = []int32{
 	0,  // 0: continuum.events.v1.EventClass.channel_strategy:type_name -> continuum.events.v1.ChannelStrategy
 	1,  // 1: continuum.events.v1.EventClass.on_unknown_schema:type_name -> continuum.events.v1.UnknownSchemaPolicy
-	29, // 2: continuum.events.v1.EventClass.retention:type_name -> google.protobuf.Duration
+	30, // 2: continuum.events.v1.EventClass.retention:type_name -> google.protobuf.Duration
 	3,  // 3: continuum.events.v1.DeclareClassRequest.class:type_name -> continuum.events.v1.EventClass
 	3,  // 4: continuum.events.v1.DeclareClassResponse.class:type_name -> continuum.events.v1.EventClass
 	3,  // 5: continuum.events.v1.GetClassResponse.class:type_name -> continuum.events.v1.EventClass
 	3,  // 6: continuum.events.v1.ListClassesResponse.classes:type_name -> continuum.events.v1.EventClass
-	30, // 7: continuum.events.v1.PublishRequest.payload:type_name -> google.protobuf.Struct
-	27, // 8: continuum.events.v1.PublishRequest.headers:type_name -> continuum.events.v1.PublishRequest.HeadersEntry
+	31, // 7: continuum.events.v1.PublishRequest.payload:type_name -> google.protobuf.Struct
+	28, // 8: continuum.events.v1.PublishRequest.headers:type_name -> continuum.events.v1.PublishRequest.HeadersEntry
 	12, // 9: continuum.events.v1.PublishStreamRequest.publish:type_name -> continuum.events.v1.PublishRequest
 	13, // 10: continuum.events.v1.PublishStreamResponse.ack:type_name -> continuum.events.v1.PublishResponse
 	2,  // 11: continuum.events.v1.ArtifactSelector.match:type_name -> continuum.events.v1.ArtifactMatch
 	16, // 12: continuum.events.v1.SubscribeRequest.artifact:type_name -> continuum.events.v1.ArtifactSelector
-	30, // 13: continuum.events.v1.SubscribeRequest.filter:type_name -> google.protobuf.Struct
-	30, // 14: continuum.events.v1.Delivery.payload:type_name -> google.protobuf.Struct
-	31, // 15: continuum.events.v1.Delivery.published_at:type_name -> google.protobuf.Timestamp
-	28, // 16: continuum.events.v1.Delivery.headers:type_name -> continuum.events.v1.Delivery.HeadersEntry
-	18, // 17: continuum.events.v1.SubscribeResponse.ack:type_name -> continuum.events.v1.SubscribeAck
-	19, // 18: continuum.events.v1.SubscribeResponse.delivery:type_name -> continuum.events.v1.Delivery
-	20, // 19: continuum.events.v1.SubscribeResponse.lag:type_name -> continuum.events.v1.Lag
-	25, // 20: continuum.events.v1.ListSubscriptionsResponse.subscriptions:type_name -> continuum.events.v1.SubscriptionStats
-	4,  // 21: continuum.events.v1.EventsService.DeclareClass:input_type -> continuum.events.v1.DeclareClassRequest
-	6,  // 22: continuum.events.v1.EventsService.GetClass:input_type -> continuum.events.v1.GetClassRequest
-	8,  // 23: continuum.events.v1.EventsService.ListClasses:input_type -> continuum.events.v1.ListClassesRequest
-	10, // 24: continuum.events.v1.EventsService.ResolveChannel:input_type -> continuum.events.v1.ResolveChannelRequest
-	12, // 25: continuum.events.v1.EventsService.Publish:input_type -> continuum.events.v1.PublishRequest
-	14, // 26: continuum.events.v1.EventsService.PublishStream:input_type -> continuum.events.v1.PublishStreamRequest
-	17, // 27: continuum.events.v1.EventsService.Subscribe:input_type -> continuum.events.v1.SubscribeRequest
-	22, // 28: continuum.events.v1.EventsService.Unsubscribe:input_type -> continuum.events.v1.UnsubscribeRequest
-	24, // 29: continuum.events.v1.EventsService.ListSubscriptions:input_type -> continuum.events.v1.ListSubscriptionsRequest
-	5,  // 30: continuum.events.v1.EventsService.DeclareClass:output_type -> continuum.events.v1.DeclareClassResponse
-	7,  // 31: continuum.events.v1.EventsService.GetClass:output_type -> continuum.events.v1.GetClassResponse
-	9,  // 32: continuum.events.v1.EventsService.ListClasses:output_type -> continuum.events.v1.ListClassesResponse
-	11, // 33: continuum.events.v1.EventsService.ResolveChannel:output_type -> continuum.events.v1.ResolveChannelResponse
-	13, // 34: continuum.events.v1.EventsService.Publish:output_type -> continuum.events.v1.PublishResponse
-	15, // 35: continuum.events.v1.EventsService.PublishStream:output_type -> continuum.events.v1.PublishStreamResponse
-	21, // 36: continuum.events.v1.EventsService.Subscribe:output_type -> continuum.events.v1.SubscribeResponse
-	23, // 37: continuum.events.v1.EventsService.Unsubscribe:output_type -> continuum.events.v1.UnsubscribeResponse
-	26, // 38: continuum.events.v1.EventsService.ListSubscriptions:output_type -> continuum.events.v1.ListSubscriptionsResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	31, // 13: continuum.events.v1.SubscribeRequest.filter:type_name -> google.protobuf.Struct
+	31, // 14: continuum.events.v1.Delivery.payload:type_name -> google.protobuf.Struct
+	32, // 15: continuum.events.v1.Delivery.published_at:type_name -> google.protobuf.Timestamp
+	29, // 16: continuum.events.v1.Delivery.headers:type_name -> continuum.events.v1.Delivery.HeadersEntry
+	19, // 17: continuum.events.v1.DeliveryBatch.deliveries:type_name -> continuum.events.v1.Delivery
+	18, // 18: continuum.events.v1.SubscribeResponse.ack:type_name -> continuum.events.v1.SubscribeAck
+	19, // 19: continuum.events.v1.SubscribeResponse.delivery:type_name -> continuum.events.v1.Delivery
+	20, // 20: continuum.events.v1.SubscribeResponse.lag:type_name -> continuum.events.v1.Lag
+	21, // 21: continuum.events.v1.SubscribeResponse.batch:type_name -> continuum.events.v1.DeliveryBatch
+	26, // 22: continuum.events.v1.ListSubscriptionsResponse.subscriptions:type_name -> continuum.events.v1.SubscriptionStats
+	4,  // 23: continuum.events.v1.EventsService.DeclareClass:input_type -> continuum.events.v1.DeclareClassRequest
+	6,  // 24: continuum.events.v1.EventsService.GetClass:input_type -> continuum.events.v1.GetClassRequest
+	8,  // 25: continuum.events.v1.EventsService.ListClasses:input_type -> continuum.events.v1.ListClassesRequest
+	10, // 26: continuum.events.v1.EventsService.ResolveChannel:input_type -> continuum.events.v1.ResolveChannelRequest
+	12, // 27: continuum.events.v1.EventsService.Publish:input_type -> continuum.events.v1.PublishRequest
+	14, // 28: continuum.events.v1.EventsService.PublishStream:input_type -> continuum.events.v1.PublishStreamRequest
+	17, // 29: continuum.events.v1.EventsService.Subscribe:input_type -> continuum.events.v1.SubscribeRequest
+	23, // 30: continuum.events.v1.EventsService.Unsubscribe:input_type -> continuum.events.v1.UnsubscribeRequest
+	25, // 31: continuum.events.v1.EventsService.ListSubscriptions:input_type -> continuum.events.v1.ListSubscriptionsRequest
+	5,  // 32: continuum.events.v1.EventsService.DeclareClass:output_type -> continuum.events.v1.DeclareClassResponse
+	7,  // 33: continuum.events.v1.EventsService.GetClass:output_type -> continuum.events.v1.GetClassResponse
+	9,  // 34: continuum.events.v1.EventsService.ListClasses:output_type -> continuum.events.v1.ListClassesResponse
+	11, // 35: continuum.events.v1.EventsService.ResolveChannel:output_type -> continuum.events.v1.ResolveChannelResponse
+	13, // 36: continuum.events.v1.EventsService.Publish:output_type -> continuum.events.v1.PublishResponse
+	15, // 37: continuum.events.v1.EventsService.PublishStream:output_type -> continuum.events.v1.PublishStreamResponse
+	22, // 38: continuum.events.v1.EventsService.Subscribe:output_type -> continuum.events.v1.SubscribeResponse
+	24, // 39: continuum.events.v1.EventsService.Unsubscribe:output_type -> continuum.events.v1.UnsubscribeResponse
+	27, // 40: continuum.events.v1.EventsService.ListSubscriptions:output_type -> continuum.events.v1.ListSubscriptionsResponse
+	32, // [32:41] is the sub-list for method output_type
+	23, // [23:32] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_continuum_events_v1_events_proto_init() }
@@ -1974,10 +2059,11 @@ func file_continuum_events_v1_events_proto_init() {
 		(*SubscribeRequest_Pattern)(nil),
 		(*SubscribeRequest_Artifact)(nil),
 	}
-	file_continuum_events_v1_events_proto_msgTypes[18].OneofWrappers = []any{
+	file_continuum_events_v1_events_proto_msgTypes[19].OneofWrappers = []any{
 		(*SubscribeResponse_Ack)(nil),
 		(*SubscribeResponse_Delivery)(nil),
 		(*SubscribeResponse_Lag)(nil),
+		(*SubscribeResponse_Batch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1985,7 +2071,7 @@ func file_continuum_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_continuum_events_v1_events_proto_rawDesc), len(file_continuum_events_v1_events_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

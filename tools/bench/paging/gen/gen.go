@@ -31,7 +31,7 @@ type Spec struct {
 }
 
 // Kinds are the trace kinds.
-func Kinds() []string { return []string{"zipf", "zipf-scan", "drift", "personas", "loop"} }
+func Kinds() []string { return []string{"zipf", "zipf-scan", "drift", "personas", "loop", "recency"} }
 
 // Defaults fills zero fields with the report's defaults.
 func (s Spec) Defaults() Spec {
@@ -87,6 +87,8 @@ func Write(w io.Writer, s Spec) error {
 		for i := range s.Requests {
 			emit("p0", key("k", i%n))
 		}
+	case "recency":
+		recency(rng, s, emit)
 	default:
 		return fmt.Errorf("unknown trace kind %q (want one of %v)", s.Kind, Kinds())
 	}
@@ -171,6 +173,33 @@ func personas(rng *rand.Rand, s Spec, emit func(string, string)) {
 		default:
 			emit(name, fmt.Sprintf("p%d/k%d", p, zs[p].next()))
 		}
+	}
+}
+
+// recency is traffic where only recency matters, the case frequency-based
+// policies are known to lose to LRU: conversations come and go, each
+// using a few adapters for a while. Three accesses in ten load an adapter
+// never seen before; the others reuse an earlier one, the most recently
+// loaded the likeliest (an exponential distance back, with a mean of a
+// tenth of the capacity). LRU is optimal here.
+func recency(rng *rand.Rand, s Spec, emit func(string, string)) {
+	live := make([]int, 0, 2*s.Capacity)
+	next := 0
+	mean := max(float64(s.Capacity)/10, 1)
+	for range s.Requests {
+		var k int
+		if len(live) == 0 || rng.IntN(10) < 3 {
+			k = next
+			next++
+			live = append(live, k)
+			if len(live) > 2*s.Capacity {
+				live = live[1:]
+			}
+		} else {
+			j := len(live) - 1 - int(rng.ExpFloat64()*mean)
+			k = live[max(j, 0)]
+		}
+		emit("p0", key("k", k))
 	}
 }
 

@@ -7,17 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/continuum-mesh/continuum/pkg/region"
 	"github.com/continuum-mesh/continuum/services/hippocampus"
 	"github.com/continuum-mesh/continuum/tools/bench/recall"
 )
-
-func idx(id string) int { n, _ := strconv.Atoi(id[strings.Index(id, "-")+1:]); return n }
 
 func main() {
 	f, _ := os.Open(os.Args[1])
@@ -26,62 +21,41 @@ func main() {
 	clock := region.NewManualClock(start)
 	svc, _ := hippocampus.New(hippocampus.Config{K: 8}, hippocampus.Deps{Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx := context.Background()
-	lastIdx := map[string]int{}
-	missLag := map[int]int{}
-	hitLag := map[int]int{}
-	itemLag := map[int]int{}
-	nmiss := 0
+	lastTurn := map[string]time.Time{}
+	cat := map[string]int{}
 	for _, t := range turns {
 		at := start.Add(time.Duration(t.T * float64(time.Second)))
 		svc.Runner().AdvanceTo(ctx, at)
+		key := t.Persona + "/" + t.Channel
 		if t.Needs != nil {
 			need := *t.Needs
 			sl := svc.PeekLocal(t.Persona, t.Channel)
-			hit := false
-			if sl != nil && !sl.Expired(at) {
+			in := false
+			if sl != nil {
 				for _, it := range sl.Items {
 					if it.ID == need {
-						hit = true
+						in = true
 					}
 				}
 			}
-			lag := lastIdx[t.Persona] - idx(need)
-			if t.Kind == "same-thread" {
-				if hit {
-					hitLag[lag]++
-				} else {
-					missLag[lag]++
-					nmiss++
-					if sl != nil {
-						for _, it := range sl.Items {
-							l := lastIdx[t.Persona] - idx(it.ID)
-							if l > 20 {
-								l = 99
-							}
-							itemLag[l]++
-						}
-					}
+			hit := in && !sl.Expired(at)
+			if !hit && svc.WouldStage(t.Persona, t.Channel, need) {
+				gap := at.Sub(lastTurn[key])
+				switch {
+				case sl == nil:
+					cat["no slice"]++
+				case sl.Expired(at) && in:
+					cat["expired, but in the stale slice"]++
+				case sl.Expired(at):
+					cat["expired, not in it"]++
+				default:
+					cat[fmt.Sprintf("fresh slice, gap since channel's last turn > 5min: %v", gap > 5*time.Minute)]++
 				}
 			}
 			svc.Consume(ctx, t.Persona, t.Channel, []string{need})
 		}
 		svc.Remember(ctx, t.Persona, t.Channel, hippocampus.EngramInput{ID: t.Engram, Topics: t.Topics, Entities: t.Entities, Importance: uint32(t.Importance), At: at})
-		lastIdx[t.Persona] = idx(t.Engram)
+		lastTurn[key] = at
 	}
-	pr := func(name string, m map[int]int) {
-		var ks []int
-		for k := range m {
-			ks = append(ks, k)
-		}
-		sort.Ints(ks)
-		fmt.Print(name, ": ")
-		for _, k := range ks {
-			fmt.Printf("%d:%d ", k, m[k])
-		}
-		fmt.Println()
-	}
-	fmt.Println("same-thread misses", nmiss)
-	pr("hit lags", hitLag)
-	pr("miss lags", missLag)
-	pr("buffer item lags at misses (99 = older)", itemLag)
+	fmt.Println(cat)
 }
