@@ -52,10 +52,22 @@ until call -d '{}' "$ADDR" continuum.mesh.v1.MeshService/Members 2>/dev/null | g
 	[ $SECONDS -lt $deadline ] || { fail "mesh did not come up"; exit 1; }
 	sleep 2
 done
-for svc in router events genome hippocampus audit; do
+for svc in router events genome hippocampus audit gateway; do
 	call -d '{}' "$ADDR" continuum.mesh.v1.MeshService/Members | grep -q "\"$svc\"" || fail "$svc not in Members"
 done
 pass "mesh up: $(call -d '{}' "$ADDR" continuum.mesh.v1.MeshService/Members | grep -c '"grpcAddress"') members"
+
+# 0. The gateway answers over HTTP with the caller's token, and refuses without one.
+HTTP=http://127.0.0.1:$CONTINUUM_HTTP_PORT
+deadline=$((SECONDS + 60))
+until curl -fsS -H "authorization: Bearer $(tr -d '\n' < "$WORK/admin.token")" -X POST -d '{"uri":"mesh/members"}' "$HTTP/v1/router/dispatch" >"$WORK/http.out" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || { fail "gateway did not answer: $(cat "$WORK/http.out" 2>/dev/null)"; break; }
+	sleep 1
+done
+grep -q '"servedBy"' "$WORK/http.out" && pass "gateway dispatches over HTTP"
+code=$(curl -s -o "$WORK/http401.out" -w '%{http_code}' -X POST -d '{"uri":"mesh/members"}' "$HTTP/v1/router/dispatch")
+[ "$code" = 401 ] && grep -q AUTH_REQUIRED "$WORK/http401.out" && pass "gateway without a token: 401 AUTH_REQUIRED" || fail "gateway without token: $code $(cat "$WORK/http401.out")"
+curl -fsS "$HTTP/" | grep -qi '<html' && pass "status page served" || fail "status page"
 
 # 1. A refusal reaches the audit log.
 "${G[@]}" "${USER[@]}" -d '{"uri":"debug/set-log-level","params":{"level":"debug"}}' "$ADDR" \

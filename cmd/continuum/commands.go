@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"google.golang.org/grpc"
 
+	"github.com/continuum-mesh/continuum/gateway"
 	"github.com/continuum-mesh/continuum/internal/generate"
 	"github.com/continuum-mesh/continuum/pkg/certs"
 	meshsvc "github.com/continuum-mesh/continuum/services/mesh"
@@ -92,11 +94,21 @@ func cmdGenerate(_ context.Context, args []string, stdout, _ io.Writer) error {
 	}
 }
 
+// cmdGateway runs the HTTP gateway alone, in front of a node.
+func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := gateway.RunCLI(ctx, args, stdout, newLogger(stderr, new(slog.LevelVar), "text"))
+	if errors.Is(err, gateway.ErrUsage) {
+		return exitError{code: 2, msg: "continuum gateway: " + err.Error()}
+	}
+	return err
+}
+
 // serviceCommands are the clients and tools of the services.
 func serviceCommands() map[string]command {
 	return map[string]command{
 		"tokens":   cmdTokens,
 		"generate": cmdGenerate,
+		"gateway":  cmdGateway,
 		"mesh":     remote("mesh", meshsvc.RunCLI),
 	}
 }

@@ -31,7 +31,7 @@ type nodeFlags struct {
 	node, listen, advertise, data, policy, tokens            string
 	gossip, gossipAdvertise, profile, gossipKeyFile          string
 	tlsCert, tlsKey, tlsCA, logLevel, logFormat, genomeTiers string
-	certsDir                                                 string
+	certsDir, http                                           string
 	insecure                                                 bool
 	join, peers, rooms                                       listFlag
 }
@@ -57,6 +57,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet, defaults nodeFlags) {
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plaintext gRPC on a non-loopback address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.http, "http", defaults.http, "HTTP gateway and status page address (empty: none)")
 	fs.StringVar(&f.genomeTiers, "genome-tiers", "", "genome tier chain, e.g. fast=256MiB,warm=1GiB,bench=4GiB,cold=16GiB,frozen=64GiB")
 }
 
@@ -87,7 +88,7 @@ func (f *nodeFlags) config(services []string, stdout io.Writer, bootstrap bool) 
 		GossipListen: f.gossip, GossipAdvertise: f.gossipAdvertise, Join: f.join, MeshProfile: f.profile,
 		Peers: peers, Rooms: f.rooms, DataDir: f.data, PolicyFile: f.policy, TokensFile: f.tokens,
 		TLSCert: f.tlsCert, TLSKey: f.tlsKey, TLSCA: f.tlsCA, TLSServerOnly: f.tlsCert != "" && f.tlsCA == "",
-		GenomeTiers: f.genomeTiers, Level: level,
+		GenomeTiers: f.genomeTiers, Level: level, HTTPListen: f.http,
 	}
 	if f.gossipKeyFile != "" {
 		key, err := os.ReadFile(f.gossipKeyFile)
@@ -187,7 +188,7 @@ func ensureToken(path string) (string, error) {
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("up", stderr)
 	var f nodeFlags
-	f.register(fs, nodeFlags{node: "local", listen: "127.0.0.1:7400", data: "./data", gossip: "127.0.0.1:0"})
+	f.register(fs, nodeFlags{node: "local", listen: "127.0.0.1:7400", data: "./data", gossip: "127.0.0.1:0", http: "127.0.0.1:8080"})
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return usageError("%v", err)
 	}
@@ -209,6 +210,9 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		plain, filepath.Join(cfg.DataDir, "admin.token"), n.Addr())
 	fmt.Fprintf(stdout, "  grpcurl %s-H \"authorization: Bearer $(cat %s)\" -d '{\"uri\":\"mesh/members\"}' %s continuum.router.v1.RouterService/Dispatch\n",
 		plain, filepath.Join(cfg.DataDir, "admin.token"), n.Addr())
+	if cfg.HTTPListen != "" {
+		fmt.Fprintf(stdout, "status page: http://%s/ (paste the token from %s)\n", cfg.HTTPListen, filepath.Join(cfg.DataDir, "admin.token"))
+	}
 	return n.Run(ctx)
 }
 

@@ -49,6 +49,10 @@ type Config struct {
 	// TLSServerOnly serves TLS with TLSCert/TLSKey but without a mesh CA
 	// (a single node that only needs to encrypt its external callers).
 	TLSServerOnly bool
+	// HTTPListen serves the HTTP gateway and status page there (the
+	// "gateway" service); empty serves none unless "gateway" is named, which
+	// then listens on 127.0.0.1:8080.
+	HTTPListen string
 	// GenomeTiers is the genome tier chain ("fast=256MiB,warm=1GiB,...").
 	GenomeTiers string
 	// DrainTimeout bounds the graceful part of shutdown; zero is 10 s.
@@ -64,6 +68,10 @@ var AllServices = []string{
 	// continuum:generate:services (continuum generate service inserts names above)
 }
 
+// Gateway is the HTTP face, run by naming "gateway" or setting HTTPListen;
+// it is not among AllServices, so test nodes do not bind port 8080.
+const Gateway = "gateway"
+
 // Has reports whether the node runs service.
 func (c Config) Has(service string) bool {
 	return slices.Contains(c.services(), service)
@@ -71,13 +79,20 @@ func (c Config) Has(service string) bool {
 
 func (c Config) services() []string {
 	if len(c.Services) == 0 {
-		return AllServices
+		out := slices.Clone(AllServices)
+		if c.HTTPListen != "" {
+			out = append(out, Gateway)
+		}
+		return out
 	}
 	out := []string{"mesh", "debug"}
 	for _, s := range c.Services {
 		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
+	}
+	if c.HTTPListen != "" && !slices.Contains(out, Gateway) {
+		out = append(out, Gateway)
 	}
 	return out
 }

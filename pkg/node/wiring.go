@@ -3,8 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
+	"slices"
 	"time"
 
+	"github.com/continuum-mesh/continuum/gateway"
 	"github.com/continuum-mesh/continuum/pkg/gate"
 	"github.com/continuum-mesh/continuum/pkg/policy"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
@@ -27,10 +30,11 @@ type Services struct {
 	Audit       *audit.Service
 	Genome      *genome.Service
 	Hippocampus *hippocampus.Service
+	Gateway     *gateway.Gateway
 }
 
 // knownServices are the service names a node can run.
-func knownServices() []string { return AllServices }
+func knownServices() []string { return append(slices.Clone(AllServices), Gateway) }
 
 // wire builds the services this node runs. Each reaches the others only
 // through generated clients on mesh connections: in-process when the other
@@ -126,6 +130,10 @@ func (n *Node) wire() error {
 			svc.Register(n.server)
 			n.Services.Hippocampus = svc
 			n.components = append(n.components, component{name: name, run: svc.Run, beforeLeave: svc.Leave, close: svc.Close})
+		case Gateway:
+			if err := n.wireGateway(); err != nil {
+				return err
+			}
 		// continuum:generate:wire (continuum generate service inserts cases above)
 		default:
 			return fmt.Errorf("node: service %q is not wired", name)
@@ -145,4 +153,34 @@ func openPolicy(cfg Config) (*policy.Store, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	return store, nil
+}
+
+// wireGateway serves the HTTP gateway. It is an ordinary external client of
+// this node's own gRPC port — callers' bearer tokens pass through to the
+// gate, and it never speaks as the node — and the node proxies whatever it
+// does not serve itself.
+func (n *Node) wireGateway() error {
+	listen := n.cfg.HTTPListen
+	if listen == "" {
+		listen = "127.0.0.1:8080"
+	}
+	_, port, err := net.SplitHostPort(n.server.Addr())
+	if err != nil {
+		return err
+	}
+	var clientTLS = n.clientTLS
+	if clientTLS != nil {
+		clientTLS = gateway.ExternalClientTLS(clientTLS)
+	}
+	dial, err := gateway.NodeDialer(net.JoinHostPort("127.0.0.1", port), clientTLS)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(gateway.Config{Listen: listen}, gateway.Deps{Dial: dial, Logger: n.log.With("service", Gateway)})
+	if err != nil {
+		return err
+	}
+	n.Services.Gateway = gw
+	n.components = append(n.components, component{name: Gateway, run: gw.Run})
+	return nil
 }
