@@ -110,3 +110,24 @@ func FuzzParseSelector(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkMatch(b *testing.B) {
+	for _, c := range []struct{ pattern, topic string }{
+		{"data:chat:created", "data:chat:created"},
+		{"data:*:created", "data:chat:created"},
+		{"data:>", "data:chat:created:x:y"},
+		{"genome/*", "genome/working_set.page_fault"},
+	} {
+		s, err := topic.ParseSelector(c.pattern)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.pattern, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if !s.Match(c.topic) {
+					b.Fatal("no match")
+				}
+			}
+		})
+	}
+}

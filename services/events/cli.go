@@ -85,7 +85,7 @@ func RunTail(ctx context.Context, conn grpc.ClientConnInterface, args []string, 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var recv func() (kindOf, error)
+	var recv func() (tailMsg, error)
 	target := pos[0]
 	if strings.HasPrefix(strings.ToLower(target), "airc://") {
 		stream, err := routerv1.NewRouterServiceClient(conn).Subscribe(ctx, &routerv1.SubscribeRequest{
@@ -94,12 +94,12 @@ func RunTail(ctx context.Context, conn grpc.ClientConnInterface, args []string, 
 		if err != nil {
 			return quietCancel(ctx, err)
 		}
-		recv = func() (kindOf, error) {
+		recv = func() (tailMsg, error) {
 			r, err := stream.Recv()
 			if err != nil {
-				return kindOf{}, err
+				return tailMsg{}, err
 			}
-			return kindOf{msg: r, ack: r.GetAck(), delivery: r.GetDelivery(), lag: r.GetLag(), node: r.GetNode()}, nil
+			return tailMsg{msg: r, ack: r.GetAck(), delivery: r.GetDelivery(), lag: r.GetLag(), node: r.GetNode()}, nil
 		}
 	} else {
 		req, err := subscribeRequest(target)
@@ -111,12 +111,12 @@ func RunTail(ctx context.Context, conn grpc.ClientConnInterface, args []string, 
 		if err != nil {
 			return quietCancel(ctx, err)
 		}
-		recv = func() (kindOf, error) {
+		recv = func() (tailMsg, error) {
 			r, err := stream.Recv()
 			if err != nil {
-				return kindOf{}, err
+				return tailMsg{}, err
 			}
-			return kindOf{msg: r, ack: r.GetAck(), delivery: r.GetDelivery(), lag: r.GetLag()}, nil
+			return tailMsg{msg: r, ack: r.GetAck(), delivery: r.GetDelivery(), lag: r.GetLag()}, nil
 		}
 	}
 
@@ -146,8 +146,8 @@ func RunTail(ctx context.Context, conn grpc.ClientConnInterface, args []string, 
 	}
 }
 
-// kindOf is one message of an events or router subscription stream.
-type kindOf struct {
+// tailMsg is one message of an events or router subscription stream.
+type tailMsg struct {
 	msg      proto.Message
 	ack      *eventsv1.SubscribeAck
 	delivery *eventsv1.Delivery
@@ -155,7 +155,7 @@ type kindOf struct {
 	node     string
 }
 
-func printHuman(out io.Writer, target string, k kindOf) {
+func printHuman(out io.Writer, target string, k tailMsg) {
 	switch {
 	case k.ack != nil:
 		on := ""
@@ -250,17 +250,14 @@ func RunPub(ctx context.Context, conn grpc.ClientConnInterface, args []string, o
 		}
 	}
 	client := eventsv1.NewEventsServiceClient(conn)
-	for i := uint(1); i <= *count; i++ {
+	req := func(i uint) *eventsv1.PublishRequest {
 		id := *msgID
 		if id != "" && *count > 1 {
 			id += "-" + strconv.FormatUint(uint64(i), 10)
 		}
-		resp, err := client.Publish(ctx, &eventsv1.PublishRequest{
-			Topic: pos[0], Payload: payload, Headers: headers, MsgId: id, SchemaVersion: *schema,
-		})
-		if err != nil {
-			return err
-		}
+		return &eventsv1.PublishRequest{Topic: pos[0], Payload: payload, Headers: headers, MsgId: id, SchemaVersion: *schema}
+	}
+	show := func(r *eventsv1.PublishRequest, resp *eventsv1.PublishResponse) error {
 		switch {
 		case *asJSON:
 			b, err := protojson.Marshal(resp)
@@ -269,10 +266,50 @@ func RunPub(ctx context.Context, conn grpc.ClientConnInterface, args []string, o
 			}
 			fmt.Fprintf(out, "%s\n", b)
 		case resp.GetDuplicate():
-			fmt.Fprintf(out, "duplicate %s stream_sequence=%d (msg_id %s already published)\n", pos[0], resp.GetStreamSequence(), id)
+			fmt.Fprintf(out, "duplicate %s stream_sequence=%d (msg_id %s already published)\n", r.GetTopic(), resp.GetStreamSequence(), r.GetMsgId())
 		default:
-			fmt.Fprintf(out, "published %s stream_sequence=%d delivered=%d\n", pos[0], resp.GetStreamSequence(), resp.GetDelivered())
+			fmt.Fprintf(out, "published %s stream_sequence=%d delivered=%d\n", r.GetTopic(), resp.GetStreamSequence(), resp.GetDelivered())
 		}
+		return nil
+	}
+	if *count == 1 {
+		r := req(1)
+		resp, err := client.Publish(ctx, r)
+		if err != nil {
+			return err
+		}
+		return show(r, resp)
+	}
+	// Many publishes go in bulk: batches on one PublishStream.
+	stream, err := client.PublishStream(ctx)
+	if err != nil {
+		return err
+	}
+	const batch = 256
+	for i := uint(1); i <= *count; {
+		var reqs []*eventsv1.PublishRequest
+		for ; i <= *count && len(reqs) < batch; i++ {
+			reqs = append(reqs, req(i))
+		}
+		if err := stream.Send(&eventsv1.PublishStreamRequest{Publishes: reqs}); err != nil {
+			_, err = stream.Recv() // the server's reason
+			return err
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		for j, ack := range resp.GetAcks() {
+			if err := show(reqs[j], ack); err != nil {
+				return err
+			}
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		return err
 	}
 	return nil
 }

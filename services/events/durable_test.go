@@ -311,3 +311,37 @@ func (c *fakeClock) advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// TestDurableStoreFailureIsLoud breaks the disk under a durable stream: the
+// publish that cannot be synced fails with UNAVAILABLE STORE_FAILED, and so
+// does every later one, rather than being acknowledged.
+func TestDurableStoreFailureIsLoud(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withDataDir(t.TempDir()))
+	declare(t, e.admin, durableClass("fragile"))
+	publish(t, e.admin, "fragile", nil)
+	st := e.svc.reg.streamFor("fragile")
+	st.store.mu.RLock()
+	active := st.store.segs[len(st.store.segs)-1].f
+	st.store.mu.RUnlock()
+	if err := active.Close(); err != nil { // the next write fails
+		t.Fatal(err)
+	}
+	// A bulk publisher waiting for its acks learns of it without sending
+	// anything else.
+	stream, err := e.admin.PublishStream(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(pubs("fragile", "fragile")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	wantCode(t, err, codes.Unavailable, "STORE_FAILED")
+	for i := 0; i < 2; i++ {
+		_, err := e.admin.Publish(ctxT(t), &eventsv1.PublishRequest{Topic: "fragile"})
+		wantCode(t, err, codes.Unavailable, "STORE_FAILED")
+	}
+	// Other streams carry on.
+	publish(t, e.admin, "elsewhere", nil)
+}

@@ -40,6 +40,7 @@ var (
 	errMsgIDInvalid   = errors.New("invalid msg_id")
 	errEventTooLarge  = errors.New("event too large")
 	errPublishPayload = errors.New("invalid payload")
+	errPublishBatch   = errors.New("invalid publish batch")
 
 	errSelectorMissing     = errors.New("no pattern or artifact selector")
 	errFilterInvalid       = errors.New("invalid filter")
@@ -89,6 +90,7 @@ var mappings = []mapping{
 	{errMsgIDInvalid, codes.InvalidArgument, "MSG_ID_INVALID"},
 	{errEventTooLarge, codes.InvalidArgument, "EVENT_TOO_LARGE"},
 	{errPublishPayload, codes.InvalidArgument, "PAYLOAD_INVALID"},
+	{errPublishBatch, codes.InvalidArgument, "PUBLISH_BATCH_INVALID"},
 
 	{errSelectorMissing, codes.InvalidArgument, "SELECTOR_MISSING"},
 	{topic.ErrInvalidPattern, codes.InvalidArgument, "PATTERN_INVALID"},

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
@@ -42,51 +42,144 @@ func (s *Service) PublishStream(stream grpc.BidiStreamingServer[eventsv1.Publish
 	return toStatus(ctx, s.log, s.publishStream(ctx, stream))
 }
 
-// maxInFlight bounds the publishes of one PublishStream that are
-// sequenced but not yet acknowledged.
-const maxInFlight = 1024
+// Bounds of PublishStream: publishes per request, and requests sequenced
+// but not yet acknowledged.
+const (
+	maxPublishBatch = 1024
+	maxInFlight     = 64
+)
 
 func (s *Service) publishStream(ctx context.Context, stream grpc.BidiStreamingServer[eventsv1.PublishStreamRequest, eventsv1.PublishStreamResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	inflight := make(chan pending, maxInFlight)
-	readErr := make(chan error, 1)
-	// The reader submits in arrival order, so sequences follow the
-	// stream; the handler goroutine waits for each and acknowledges it.
+	// A receiving goroutine submits requests in arrival order, so
+	// sequences follow the stream. A request whose publishes are all done
+	// (memory streams) it acknowledges at once when nothing is queued before
+	// it; the others (durable publishes waiting for their group commit) are
+	// queued for this goroutine, which waits for them in order while the
+	// stream keeps receiving. sendMu keeps the two from sending at once and,
+	// with queued, keeps responses in request order; once closed is set,
+	// nothing is sent any more.
+	var (
+		sendMu  sync.Mutex
+		queued  int
+		sendErr error
+		closed  bool
+	)
+	respond := func(ps []pending) error {
+		resp := &eventsv1.PublishStreamResponse{Acks: make([]*eventsv1.PublishResponse, 0, len(ps))}
+		var firstErr error
+		for _, p := range ps {
+			res, err := p.wait()
+			if err != nil {
+				firstErr = err
+				break
+			}
+			resp.Acks = append(resp.Acks, res.response())
+		}
+		if len(resp.Acks) > 0 || firstErr == nil {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+		return firstErr
+	}
+	waiting := make(chan []pending, maxInFlight)
+	received := make(chan error, 1)
 	go func() {
-		defer close(inflight)
+		defer close(waiting)
 		for {
 			req, err := stream.Recv()
-			if err != nil {
+			if err != nil || ctx.Err() != nil {
 				if errors.Is(err, io.EOF) {
 					err = nil
 				}
-				readErr <- err
+				received <- err
 				return
 			}
-			p := s.submit(ctx, req.GetPublish())
-			select {
-			case inflight <- p:
-			case <-ctx.Done():
-				readErr <- ctx.Err()
+			ps, failed := s.submitBatch(ctx, req.GetPublishes())
+			sendMu.Lock()
+			if closed || sendErr != nil {
+				sendMu.Unlock()
+				received <- nil
 				return
 			}
-			if p.err != nil {
-				readErr <- nil
+			if queued == 0 && allDone(ps) {
+				sendErr = respond(ps)
+				sendMu.Unlock()
+			} else {
+				queued++
+				sendMu.Unlock()
+				select {
+				case waiting <- ps:
+				case <-ctx.Done():
+					received <- nil
+					return
+				}
+			}
+			if failed {
+				received <- nil
 				return
 			}
 		}
 	}()
-	for p := range inflight {
-		res, err := p.wait()
-		if err != nil {
-			return err
+	end := func() error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		closed = true
+		return sendErr
+	}
+	for ps := range waiting {
+		for _, p := range ps {
+			_, _ = p.wait() // outside sendMu: the receiving side carries on
 		}
-		if err := stream.Send(&eventsv1.PublishStreamResponse{Ack: res.response()}); err != nil {
-			return err
+		sendMu.Lock()
+		if sendErr == nil {
+			sendErr = respond(ps)
+		}
+		queued--
+		failed := sendErr != nil
+		sendMu.Unlock()
+		if failed {
+			return end()
 		}
 	}
-	return <-readErr
+	if err := end(); err != nil {
+		return err
+	}
+	return <-received
+}
+
+// allDone reports whether every publish is complete without waiting.
+func allDone(ps []pending) bool {
+	for _, p := range ps {
+		if p.batch != nil {
+			select {
+			case <-p.batch.done:
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// submitBatch submits the publishes of one PublishStream request in order,
+// stopping at the first that fails (its pending carries the error).
+func (s *Service) submitBatch(ctx context.Context, reqs []*eventsv1.PublishRequest) (ps []pending, failed bool) {
+	if len(reqs) == 0 || len(reqs) > maxPublishBatch {
+		err := failure(errPublishBatch, "a request carries 1 to "+strconv.Itoa(maxPublishBatch)+" publishes", "publishes", strconv.Itoa(len(reqs)))
+		return []pending{{err: err}}, true
+	}
+	ps = make([]pending, 0, len(reqs))
+	for _, req := range reqs {
+		p := s.submit(ctx, req)
+		ps = append(ps, p)
+		if p.err != nil {
+			return ps, true
+		}
+	}
+	return ps, false
 }
 
 func (r publishResult) response() *eventsv1.PublishResponse {
@@ -119,7 +212,7 @@ func (s *Service) submit(ctx context.Context, req *eventsv1.PublishRequest) pend
 	if len(headers) == 0 {
 		headers = nil
 	}
-	return st.submit(&event{
+	ev := &event{
 		topic:     t,
 		at:        s.now(),
 		publisher: caller.Name,
@@ -127,7 +220,17 @@ func (s *Service) submit(ctx context.Context, req *eventsv1.PublishRequest) pend
 		msgID:     req.GetMsgId(),
 		headers:   headers,
 		payload:   payload,
-	})
+	}
+	body, err := encodeEvent(ev)
+	if err != nil {
+		return pending{err: failure(errPublishPayload, err.Error())}
+	}
+	if n := len(body) - seqRoom; n > s.cfg.MaxEventBytes {
+		return pending{err: failure(errEventTooLarge, strconv.Itoa(n)+" bytes encoded, the limit is "+strconv.Itoa(s.cfg.MaxEventBytes),
+			"size", strconv.Itoa(n), "limit", strconv.Itoa(s.cfg.MaxEventBytes))}
+	}
+	ev.body = body
+	return st.submit(ev)
 }
 
 // admitPublish checks what a publish carries and asks the gate.
@@ -139,7 +242,7 @@ func (s *Service) admitPublish(ctx context.Context, req *eventsv1.PublishRequest
 	if err := topic.Validate(t); err != nil {
 		return err
 	}
-	if err := checkPublish(req, s.cfg.MaxEventBytes); err != nil {
+	if err := checkPublish(req); err != nil {
 		return err
 	}
 	if _, err := gate.Check(ctx, s.gate, auth.Caller(ctx), GateURI(t, ActionPublish)); err != nil {
@@ -148,8 +251,9 @@ func (s *Service) admitPublish(ctx context.Context, req *eventsv1.PublishRequest
 	return nil
 }
 
-// checkPublish validates what a publish carries besides its topic.
-func checkPublish(req *eventsv1.PublishRequest, maxBytes int) error {
+// checkPublish validates what a publish carries besides its topic and
+// size.
+func checkPublish(req *eventsv1.PublishRequest) error {
 	if id := req.GetMsgId(); len(id) > maxMsgID || !printable(id) {
 		return failure(errMsgIDInvalid, "msg_id must be at most "+strconv.Itoa(maxMsgID)+" printable bytes")
 	}
@@ -165,10 +269,6 @@ func checkPublish(req *eventsv1.PublishRequest, maxBytes int) error {
 		case len(v) > maxHeaderValue:
 			return failure(errHeaderInvalid, "header values are at most "+strconv.Itoa(maxHeaderValue)+" bytes", "header", k)
 		}
-	}
-	if n := proto.Size(req); n > maxBytes {
-		return failure(errEventTooLarge, strconv.Itoa(n)+" bytes, the limit is "+strconv.Itoa(maxBytes),
-			"size", strconv.Itoa(n), "limit", strconv.Itoa(maxBytes))
 	}
 	return nil
 }

@@ -199,3 +199,24 @@ func TestCancellingTheStreamUnsubscribes(t *testing.T) {
 		return true
 	})
 }
+
+// TestTopicStreamsAreBounded evicts the least recently published topic
+// stream beyond MaxTopics: its sequence starts again, as after a restart.
+func TestTopicStreamsAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.MaxTopics = 2 })
+	publish(t, e.admin, "lru:a", nil)
+	publish(t, e.admin, "lru:a", nil)
+	publish(t, e.admin, "lru:b", nil)
+	publish(t, e.admin, "lru:b", nil)
+	if got := publish(t, e.admin, "lru:b", nil).GetStreamSequence(); got != 3 {
+		t.Fatalf("lru:b at %d", got)
+	}
+	publish(t, e.admin, "lru:c", nil) // evicts lru:a, the least recently published
+	if got := publish(t, e.admin, "lru:b", nil).GetStreamSequence(); got != 4 {
+		t.Fatalf("lru:b was evicted (sequence %d)", got)
+	}
+	if got := publish(t, e.admin, "lru:a", nil).GetStreamSequence(); got != 1 {
+		t.Fatalf("lru:a kept its stream (sequence %d)", got)
+	}
+}

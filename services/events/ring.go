@@ -1,11 +1,8 @@
 package events
 
 import (
-	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -24,36 +21,15 @@ type event struct {
 	headers   map[string]string
 	payload   *structpb.Struct
 
-	// enc is the event as a Delivery without the per-subscription fields,
-	// encoded once: the durable record and every delivery's body.
-	encOnce sync.Once
-	enc     []byte
-	encErr  error
+	// body and enc are the event's shared encoding (see encode.go): body
+	// with room for the stream sequence in front, enc the complete bytes
+	// once the sequence is sealed in.
+	body []byte
+	enc  []byte
 }
 
-// encoded returns the event's shared Delivery encoding (see enc).
-func (e *event) encoded() ([]byte, error) {
-	e.encOnce.Do(func() {
-		e.enc, e.encErr = proto.MarshalOptions{Deterministic: true}.Marshal(e.delivery("", 0))
-	})
-	return e.enc, e.encErr
-}
-
-// deliveryFor renders the event for one subscription cheaply: the
-// subscription's two fields, followed by the shared encoding of the rest as
-// raw fields, so the payload is not re-encoded per subscriber. Receivers see
-// an ordinary Delivery.
-func (e *event) deliveryFor(subID string, seq uint64) (*eventsv1.Delivery, error) {
-	enc, err := e.encoded()
-	if err != nil {
-		return nil, err
-	}
-	d := &eventsv1.Delivery{SubscriptionId: subID, Sequence: seq}
-	d.ProtoReflect().SetUnknown(protoreflect.RawFields(enc))
-	return d, nil
-}
-
-// delivery renders the event for one subscription.
+// delivery renders the event for one subscription as an ordinary message
+// (tests compare it with what the send path produces).
 func (e *event) delivery(subID string, seq uint64) *eventsv1.Delivery {
 	return &eventsv1.Delivery{
 		SubscriptionId: subID,

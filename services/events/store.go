@@ -328,7 +328,7 @@ func decodeRecord(seq uint64, body []byte) (*event, error) {
 		ev.payload = &structpb.Struct{}
 	}
 	// The record is the event's delivery encoding already.
-	ev.encOnce.Do(func() { ev.enc = bytes.Clone(body) })
+	ev.enc = bytes.Clone(body)
 	return ev, nil
 }
 
@@ -375,10 +375,7 @@ func (l *segmentLog) append(evs []*event) error {
 		if count%indexEvery == 0 {
 			newIndex = append(newIndex, indexEntry{seq: ev.seq, off: size + int64(len(buf))})
 		}
-		enc, err := ev.encoded()
-		if err != nil {
-			return fmt.Errorf("append: encode %d: %w", ev.seq, err)
-		}
+		enc := ev.encoded()
 		start := len(buf)
 		buf = append(buf, make([]byte, recordHeader)...)
 		buf = append(buf, enc...)
@@ -615,7 +612,7 @@ func (l *segmentLog) close() error {
 	l.mu.Unlock()
 	var errs []error
 	active := l.segs[len(l.segs)-1]
-	if !l.opts.noSync {
+	if !l.opts.noSync && l.failed == nil {
 		if err := active.f.Sync(); err != nil {
 			errs = append(errs, err)
 		}

@@ -18,7 +18,11 @@ func testLogOptions() logOptions {
 
 func testEvent(seq uint64) *event {
 	p, _ := structpb.NewStruct(map[string]any{"seq": float64(seq), "pad": "0123456789abcdef0123456789abcdef"})
-	return &event{seq: seq, topic: "t:x", at: time.Unix(1_900_000_000, int64(seq)), publisher: "p", node: "n", msgID: fmt.Sprint("m", seq), payload: p}
+	ev := &event{topic: "t:x", at: time.Unix(1_900_000_000, int64(seq)), publisher: "p", node: "n", msgID: fmt.Sprint("m", seq), payload: p}
+	if err := ev.seal(seq); err != nil {
+		panic(err)
+	}
+	return ev
 }
 
 func appendRange(t testing.TB, l *segmentLog, from, to uint64, batch int) {

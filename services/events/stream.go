@@ -164,8 +164,10 @@ func (st *stream) submit(ev *event) pending {
 		}
 	}
 	if !st.durable {
+		if err := ev.seal(st.last + 1); err != nil {
+			return pending{err: fmt.Errorf("%w: %w", errPublishPayload, err)}
+		}
 		st.last++
-		ev.seq = st.last
 		st.ring.push(ev)
 		if st.retention > 0 {
 			st.ring.trimBefore(ev.at.Add(-st.retention))
@@ -178,8 +180,10 @@ func (st *stream) submit(ev *event) pending {
 	if st.failed != nil {
 		return pending{err: st.failed}
 	}
+	if err := ev.seal(st.next + 1); err != nil {
+		return pending{err: fmt.Errorf("%w: %w", errPublishPayload, err)}
+	}
 	st.next++
-	ev.seq = st.next
 	b := st.open
 	if b == nil {
 		b = &commitBatch{done: make(chan struct{})}

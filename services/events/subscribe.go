@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
@@ -77,7 +76,7 @@ func (s *Service) subscribe(ctx context.Context, req *eventsv1.SubscribeRequest,
 		}
 	}
 
-	sub := newSubscription(newID(), caller, sel, f, queue, s.now())
+	sub := newSubscription(newID(), caller, sel, f, queue)
 	if err := s.addSubscription(sub); err != nil {
 		return err
 	}
@@ -260,10 +259,7 @@ func (x *sender) sendItems(ctx context.Context, items []item) error {
 			}
 			continue
 		}
-		d, err := it.ev.deliveryFor(x.sub.id, x.seq+1)
-		if err != nil {
-			return err
-		}
+		d := it.ev.deliveryFor(x.sub.id, x.seq+1)
 		if err := x.stream.Send(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}); err != nil {
 			return err
 		}
@@ -275,16 +271,12 @@ func (x *sender) sendItems(ctx context.Context, items []item) error {
 
 // add appends one delivery to the pending batch, sending it when full.
 func (x *sender) add(ev *event) error {
-	enc, err := ev.encoded()
-	if err != nil {
-		return err
-	}
 	x.seq++
 	x.nBatch++
 	if x.nBatch == 1 {
 		x.first = ev
 	}
-	x.batch = appendDelivery(x.batch, x.sub.id, x.seq, enc)
+	x.batch = appendDelivery(x.batch, x.sub.id, x.seq, ev.encoded())
 	if x.nBatch >= x.maxBatch {
 		return x.flush()
 	}
@@ -299,10 +291,7 @@ func (x *sender) flush() error {
 	}
 	var resp *eventsv1.SubscribeResponse
 	if x.nBatch == 1 {
-		d, err := x.first.deliveryFor(x.sub.id, x.seq)
-		if err != nil {
-			return err
-		}
+		d := x.first.deliveryFor(x.sub.id, x.seq)
 		resp = &eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}
 	} else {
 		b := &eventsv1.DeliveryBatch{}
@@ -320,19 +309,6 @@ func (x *sender) flush() error {
 	}
 	x.sub.sent.Add(uint64(n))
 	return nil
-}
-
-// appendDelivery appends one DeliveryBatch.deliveries entry: the
-// subscription's two fields and the event's shared encoding.
-func appendDelivery(b []byte, subID string, seq uint64, enc []byte) []byte {
-	size := protowire.SizeTag(1) + protowire.SizeBytes(len(subID)) + protowire.SizeTag(3) + protowire.SizeVarint(seq) + len(enc)
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(size))
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, subID)
-	b = protowire.AppendTag(b, 3, protowire.VarintType)
-	b = protowire.AppendVarint(b, seq)
-	return append(b, enc...)
 }
 
 func (x *sender) sendLag(l lagEntry) error {

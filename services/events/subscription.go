@@ -3,7 +3,6 @@ package events
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/topic"
@@ -28,7 +27,6 @@ type subscription struct {
 	// topic is gated before its first delivery.
 	gatePerTopic bool
 	queueCap     int
-	created      time.Time
 
 	mu       sync.Mutex
 	queue    []item
@@ -59,10 +57,10 @@ type lagEntry struct {
 	missed   uint64
 }
 
-func newSubscription(id string, subscriber auth.Principal, sel topic.Selector, f filter, queueCap int, now time.Time) *subscription {
+func newSubscription(id string, subscriber auth.Principal, sel topic.Selector, f filter, queueCap int) *subscription {
 	k := sel.Kind()
 	return &subscription{
-		id: id, subscriber: subscriber, sel: sel, filter: f, queueCap: queueCap, created: now,
+		id: id, subscriber: subscriber, sel: sel, filter: f, queueCap: queueCap,
 		gatePerTopic: k == topic.SelectArtifactPrefix || k == topic.SelectPattern && !sel.Pattern().IsExact(),
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),

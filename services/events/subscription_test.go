@@ -2,7 +2,6 @@ package events
 
 import (
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -19,7 +18,7 @@ func TestSubscriptionQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := newSubscription("s", auth.AnonymousPrincipal, sel, filter{}, 2, time.Now())
+	sub := newSubscription("s", auth.AnonymousPrincipal, sel, filter{}, 2)
 	a, b := &stream{name: "a"}, &stream{name: "b"}
 	ev := func(seq uint64, t string) *event { return &event{seq: seq, topic: t} }
 	type got struct {

@@ -1,7 +1,6 @@
 package genome
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -179,5 +178,4 @@ var errorTable = []struct {
 	{ErrArtifactDataLost, codes.DataLoss, ReasonArtifactDataLost},
 	{ErrPageCorrupt, codes.DataLoss, ReasonPageCorrupt},
 	{ErrClosed, codes.Unavailable, ReasonUnavailable},
-	{context.Canceled, codes.Canceled, "CANCELED"},
 }

@@ -48,7 +48,7 @@ func (s *Service) drainReads() {
 }
 
 func (s *Service) applyHit(e *pageEntry) {
-	if e.removed || e.loading {
+	if e.removed || e.loading || e.pos < 0 {
 		return
 	}
 	s.sketch.increment(e.hash)

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/continuum-mesh/continuum/pkg/auditevents"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
 )
@@ -33,9 +34,9 @@ import (
 const (
 	TopicPageFault    = "genome/working_set.page_fault"
 	TopicEviction     = "genome/working_set.eviction"
-	TopicAccessDenied = "genome/working_set.access_denied"
+	TopicAccessDenied = auditevents.ArtifactAccessDenied
 	// SchemaVersion is the schema version of all three payloads.
-	SchemaVersion = "1"
+	SchemaVersion = auditevents.SchemaVersion
 )
 
 // outbox publishes events without ever making a page-in wait for the
@@ -220,13 +221,15 @@ func (o *outbox) run(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { o.runDenials(ctx); return nil })
 }
 
-// eventClasses are declared at start; access denials are durable, for the
-// audit recorder.
+// eventClasses are declared at start. Access denials are durable, for the
+// audit recorder, which declares the very same class (pkg/auditevents), so
+// whoever starts first declares it and the other's declaration is a no-op.
 func eventClasses() []*eventsv1.EventClass {
+	fail := eventsv1.UnknownSchemaPolicy_UNKNOWN_SCHEMA_POLICY_FAIL
 	return []*eventsv1.EventClass{
-		{Name: TopicAccessDenied, SchemaVersion: SchemaVersion, Durable: true},
-		{Name: TopicPageFault, SchemaVersion: SchemaVersion},
-		{Name: TopicEviction, SchemaVersion: SchemaVersion},
+		auditevents.AccessDeniedClass(),
+		{Name: TopicPageFault, SchemaVersion: SchemaVersion, OnUnknownSchema: fail},
+		{Name: TopicEviction, SchemaVersion: SchemaVersion, OnUnknownSchema: fail},
 	}
 }
 

@@ -182,10 +182,10 @@ func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 	if t.shadow == nil {
 		t.shadow = newShadowLRU(t.capacity)
 	}
-	t.shadow.access(h, size, hit)
+	sampled := t.shadow.access(h, size, hit)
 	period := 10 * max(uint64(t.pages), 100)
 	n := t.sampleHits + t.sampleMisses
-	if n%(period/4) == 0 && t.guardLRU() {
+	if sampled && t.shadow.total%guardEvery == 0 && t.guardLRU() {
 		// The guard moved the window: start a fresh sample.
 		t.sampleHits, t.sampleMisses = 0, 0
 		return
@@ -204,15 +204,17 @@ func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 func (t *tierIndex) guardLRU() bool {
 	sh := t.shadow
 	n := sh.total
-	if n < 100 {
+	if n < 2*guardEvery {
 		return false
 	}
 	// A paired comparison: on each sampled access both the shadow and the
 	// tier hit or miss, so only the accesses where they disagree carry
 	// information, and the noise is that of their difference.
+	// Checked every guardEvery sampled accesses, so the bar is three
+	// standard deviations rather than two.
 	diff := (float64(sh.lruOnly) - float64(sh.oursOnly)) / float64(n)
 	variance := float64(sh.lruOnly+sh.oursOnly)/float64(n) - diff*diff
-	noise := 2 * math.Sqrt(max(variance, 1e-9)/float64(n))
+	noise := 3 * math.Sqrt(max(variance, 1e-9)/float64(n))
 	floor := windowFraction * float64(t.capacity)
 	switch {
 	case diff > noise:
@@ -220,13 +222,13 @@ func (t *tierIndex) guardLRU() bool {
 		t.windowTarget = min(t.windowTarget+0.25*float64(t.capacity), float64(t.capacity))
 		t.climbStep = climbStepFraction * float64(t.capacity)
 	case diff < -noise && t.windowTarget > floor:
-		// Frequency wins: ease the window back towards its 1%.
-		t.windowTarget = max(t.windowTarget-climbStepFraction*float64(t.capacity), floor)
+		// Frequency wins: shrink the window back towards its 1% as fast.
+		t.windowTarget = max(t.windowTarget-0.25*float64(t.capacity), floor)
 		t.climbStep = -climbStepFraction * float64(t.capacity)
 	default:
-		// Not yet significant: keep counting, over at most 8 samples so
-		// the evidence stays recent.
-		if n > 80*max(uint64(t.pages), 100) {
+		// Not yet significant: keep counting, but only over the last
+		// 64 checks, so the evidence stays recent.
+		if n >= 64*guardEvery {
 			sh.total, sh.lruOnly, sh.oursOnly = 0, 0, 0
 		}
 		return false
@@ -257,11 +259,17 @@ type shadowNode struct {
 // shadowPages is about how many pages the shadow tracks at most.
 const shadowPages = 4096
 
+// guardEvery is how many sampled accesses pass between two checks of the
+// guard.
+const guardEvery = 256
+
 func newShadowLRU(capacity uint64) *shadowLRU {
 	return &shadowLRU{rate: 1, capacity: capacity, nodes: map[uint64]*shadowNode{}}
 }
 
-func (s *shadowLRU) access(h, size uint64, ourHit bool) {
+// access simulates one access; it reports whether the page is in the
+// sample.
+func (s *shadowLRU) access(h, size uint64, ourHit bool) bool {
 	if len(s.nodes) > shadowPages && s.capacity/2 > 0 {
 		// Too many pages to follow: sample half as many.
 		s.rate *= 2
@@ -275,7 +283,7 @@ func (s *shadowLRU) access(h, size uint64, ourHit bool) {
 		}
 	}
 	if (h>>40)%s.rate != 0 {
-		return
+		return false
 	}
 	s.total++
 	n := s.nodes[h]
@@ -288,10 +296,10 @@ func (s *shadowLRU) access(h, size uint64, ourHit bool) {
 	if n != nil {
 		s.unlink(n)
 		s.pushFront(n)
-		return
+		return true
 	}
 	if size > s.capacity {
-		return
+		return true
 	}
 	n = &shadowNode{h: h, size: size}
 	s.nodes[h] = n
@@ -303,6 +311,7 @@ func (s *shadowLRU) access(h, size uint64, ourHit bool) {
 		s.used -= old.size
 		delete(s.nodes, old.h)
 	}
+	return true
 }
 
 func (s *shadowLRU) pushFront(n *shadowNode) {

@@ -3,6 +3,7 @@ package hippocampus
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -100,7 +101,8 @@ func TestCLI(t *testing.T) {
 		t.Errorf("recall = %q, %v", out, err)
 	}
 	out, err = run("peek", "--persona", "maya", "--channel", "chat", "--json", "--direct")
-	if err != nil || !strings.Contains(out, `"generation": "1"`) {
+	var peek map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &peek) != nil || peek["generation"] != "1" {
 		t.Errorf("peek --json = %q, %v", out, err)
 	}
 

@@ -31,7 +31,9 @@ type Config struct {
 	// given (so a weight may be zero).
 	Model Model
 	// FullScanLimit is the engram count up to which a tick scores every
-	// engram; above it, ticks score only candidates (10000).
+	// engram; above it, ticks score only candidates (1000: on the replay
+	// traces candidate generation staged exactly what a full scan did, at
+	// a fraction of the cost; HIPPOCAMPUS.md forbids full scans above ~10k).
 	FullScanLimit int
 	// CandidatesPerSource bounds each candidate source above the full-scan
 	// limit: the most recently used, the most salient, and each context
@@ -89,7 +91,7 @@ type Model struct {
 	// of a distribution that is not calibrated, and at 1 it swamps the
 	// other terms; chosen on the development trace, seed 1).
 	WGraph float64
-	// WLag weighs the learned lag correction (2): per persona, how often
+	// WLag weighs the learned lag correction (3): per persona, how often
 	// engrams 0, 1, ... 15 turns back were actually consumed compared with
 	// the average of those lags. It learns, from consumptions alone, which
 	// of the latest turns the consumer already has in its context (never
@@ -117,7 +119,7 @@ func DefaultModel() Model {
 		WChannel:     1,
 		WContext:     1,
 		WGraph:       0.5,
-		WLag:         2,
+		WLag:         3,
 		ChannelPrior: 1,
 		P0:           0.125,
 		PMin:         0,
@@ -144,7 +146,7 @@ func DefaultConfig() Config {
 		Governor:              region.DefaultGovernorConfig(),
 		Scorer:                ScorerOurs,
 		Model:                 DefaultModel(),
-		FullScanLimit:         10000,
+		FullScanLimit:         1000,
 		CandidatesPerSource:   256,
 		MinExpiry:             120 * time.Second,
 		ReplyWindow:           30 * time.Minute,

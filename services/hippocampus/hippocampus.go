@@ -276,9 +276,6 @@ func (s *Service) Remember(ctx context.Context, persona, channel string, in Engr
 	return id, duplicate, nil
 }
 
-// maxConsumeIDs bounds one consumption.
-const maxConsume = maxConsumeIDs
-
 // Consume records that a request in channel used the engrams ids.
 func (s *Service) Consume(ctx context.Context, persona, channel string, ids []string) (ConsumeResult, error) {
 	if err := checkPersona(persona); err != nil {
@@ -290,8 +287,8 @@ func (s *Service) Consume(ctx context.Context, persona, channel string, ids []st
 	if len(ids) == 0 {
 		return ConsumeResult{}, invalid(ReasonEngramIDsEmpty, "engram_ids", "name at least one engram")
 	}
-	if len(ids) > maxConsume {
-		return ConsumeResult{}, invalid(ReasonTooManyEngrams, "engram_ids", "%d engrams; the limit is %d", len(ids), maxConsume)
+	if len(ids) > maxConsumeIDs {
+		return ConsumeResult{}, invalid(ReasonTooManyEngrams, "engram_ids", "%d engrams; the limit is %d", len(ids), maxConsumeIDs)
 	}
 	for _, id := range ids {
 		if err := checkEngramID("engram_ids", id); err != nil {
@@ -560,7 +557,7 @@ func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
 			st.Published += t.published.Load()
 			if name != "" {
 				st.Ticks += t.ticks.Load()
-				st.Requests += t.reqTotal.Load()
+				st.Requests += t.reqTotal.Load() + uint64(max(t.requests.Load(), 0))
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package hippocampus
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,12 +28,12 @@ type memory struct {
 	j      *journal // nil without a DataDir
 	fileMu sync.Mutex
 
-	personas sync.Map // name -> *persona
-	count    atomic.Int64
+	personas personaIndex
 }
 
 func newMemory(cfg *Config, log *slog.Logger, clock region.Clock) *memory {
 	m := &memory{cfg: cfg, log: log, clock: clock, pred: &predictor{cfg: cfg, kind: scorerByName(cfg.Scorer)}}
+	m.personas.seed = maphash.MakeSeed()
 	if cfg.DataDir != "" {
 		m.dir = filepath.Join(cfg.DataDir, "hippocampus")
 	}
@@ -42,35 +43,98 @@ func newMemory(cfg *Config, log *slog.Logger, clock region.Clock) *memory {
 func (m *memory) now() int64 { return m.clock.Now().UnixNano() }
 
 // get returns a persona this member holds, or nil.
-func (m *memory) get(name string) *persona {
-	if v, ok := m.personas.Load(name); ok {
-		return v.(*persona)
+func (m *memory) get(name string) *persona { return m.personas.get(name) }
+
+// getOrCreate returns the persona, creating an empty one.
+func (m *memory) getOrCreate(name string) *persona {
+	if p := m.personas.get(name); p != nil {
+		return p
+	}
+	return m.personas.add(name)
+}
+
+// detach removes p from the index (if it is still the one there).
+func (m *memory) detach(p *persona) { m.personas.remove(p) }
+
+// each calls fn for every persona held.
+func (m *memory) each(fn func(*persona) bool) { m.personas.each(fn) }
+
+// personaShards spreads the persona index so that adding a persona copies
+// only a small map.
+const personaShards = 64
+
+// personaIndex maps names to personas for the hot path: a lookup is a hash,
+// one atomic load and a plain map read (no lock, no allocation); adding or
+// removing a persona copies its shard's map (copy-on-write).
+type personaIndex struct {
+	seed   maphash.Seed // set by newMemory
+	shards [personaShards]struct {
+		mu sync.Mutex
+		m  atomic.Pointer[map[string]*persona]
+	}
+}
+
+func (ix *personaIndex) shard(name string) int {
+	return int(maphash.String(ix.seed, name) % personaShards)
+}
+
+func (ix *personaIndex) get(name string) *persona {
+	if m := ix.shards[ix.shard(name)].m.Load(); m != nil {
+		return (*m)[name]
 	}
 	return nil
 }
 
-// getOrCreate returns the persona, creating an empty one.
-func (m *memory) getOrCreate(name string) *persona {
-	if p := m.get(name); p != nil {
+func (ix *personaIndex) add(name string) *persona {
+	sh := &ix.shards[ix.shard(name)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var cur map[string]*persona
+	if m := sh.m.Load(); m != nil {
+		cur = *m
+	}
+	if p := cur[name]; p != nil {
 		return p
 	}
-	v, loaded := m.personas.LoadOrStore(name, newPersona(name))
-	if !loaded {
-		m.count.Add(1)
+	next := make(map[string]*persona, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
 	}
-	return v.(*persona)
+	p := newPersona(name)
+	next[name] = p
+	sh.m.Store(&next)
+	return p
 }
 
-// detach removes p from the map (if it is still the one there).
-func (m *memory) detach(p *persona) {
-	if m.personas.CompareAndDelete(p.name, p) {
-		m.count.Add(-1)
+func (ix *personaIndex) remove(p *persona) {
+	sh := &ix.shards[ix.shard(p.name)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	m := sh.m.Load()
+	if m == nil || (*m)[p.name] != p {
+		return
 	}
+	next := make(map[string]*persona, len(*m))
+	for k, v := range *m {
+		if k != p.name {
+			next[k] = v
+		}
+	}
+	sh.m.Store(&next)
 }
 
-// each calls fn for every persona held.
-func (m *memory) each(fn func(*persona) bool) {
-	m.personas.Range(func(_, v any) bool { return fn(v.(*persona)) })
+func (ix *personaIndex) each(fn func(*persona) bool) {
+	for i := range ix.shards {
+		m := ix.shards[i].m.Load()
+		if m == nil {
+			continue
+		}
+		for _, p := range *m {
+			if !fn(p) {
+				return
+			}
+		}
+	}
 }
 
 // usable reports why a locked persona cannot take a change.

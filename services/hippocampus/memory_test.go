@@ -348,3 +348,47 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("stats after concurrent writes: %+v", st)
 	}
 }
+
+// TestPersonaIndexConcurrent adds, reads and removes personas from many
+// goroutines (meaningful under -race): every persona added once is found
+// and removal takes only the persona it names.
+func TestPersonaIndexConcurrent(t *testing.T) {
+	t.Parallel()
+	m := newMemory(&Config{}, discard(), regionClock())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				if w == 0 { // churn on names the others never use
+					m.detach(m.getOrCreate(fmt.Sprintf("q%d", i%20)))
+					continue
+				}
+				name := fmt.Sprintf("p%d", i%150)
+				m.getOrCreate(name)
+				if got := m.get(name); got == nil || got.name != name {
+					t.Errorf("get(%s) = %v", name, got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	seen := 0
+	m.each(func(p *persona) bool {
+		if m.get(p.name) != p {
+			t.Errorf("each yielded %s, which get does not find", p.name)
+		}
+		seen++
+		return true
+	})
+	if seen != 150 {
+		t.Errorf("%d personas, want the 150 never removed", seen)
+	}
+	live := m.getOrCreate("p1")
+	m.detach(newPersona("p1")) // not the one in the index: nothing happens
+	if m.get("p1") != live {
+		t.Error("detaching a stale object removed the live one")
+	}
+}

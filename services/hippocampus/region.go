@@ -34,7 +34,7 @@ type target struct {
 	quiet       int
 	lastRequest int64
 
-	// Totals for Stats.
+	// Totals for Stats (reqTotal: requests counted by ticks so far).
 	hits, missTotal, late, published, ticks, reqTotal atomic.Uint64
 }
 
@@ -63,6 +63,10 @@ type hippocampusRegion struct {
 	// beforePredict, when set, runs inside a tick while it holds the
 	// persona's read lock (tests make the predictor slow with it).
 	beforePredict func()
+	// scratch is the ticks' working memory: the runner ticks one target at
+	// a time, and keeping it here (not in a sync.Pool, which every GC
+	// empties) spares a tick re-allocating megabytes at 100k engrams.
+	scratch *scratch
 }
 
 var _ region.Region = (*hippocampusRegion)(nil)
@@ -98,6 +102,7 @@ func (r *hippocampusRegion) Tick(_ context.Context, rc region.RegionContext) reg
 	t.asleep.Store(false)
 	now := rc.Now.UnixNano()
 	reqs := int(t.requests.Swap(0))
+	t.reqTotal.Add(uint64(reqs))
 
 	t.mu.Lock()
 	share := t.p
@@ -123,14 +128,16 @@ func (r *hippocampusRegion) Tick(_ context.Context, rc region.RegionContext) reg
 	if rc.Pressure >= region.PressureHigh {
 		scale = 0.5
 	}
-	sc := getScratch()
+	if r.scratch == nil {
+		r.scratch = &scratch{spread: newSpreadScratch()}
+	}
+	sc := r.scratch
 	p.mu.RLock()
 	if r.beforePredict != nil {
 		r.beforePredict()
 	}
 	sel := r.mem.pred.predict(p, predictArgs{channel: rc.Channel, now: now, share: share, k: r.k, budgetScale: scale}, sc)
 	p.mu.RUnlock()
-	putScratch(sc)
 
 	old := t.buf.Peek()
 	fresh := 0
@@ -213,7 +220,6 @@ func (r *hippocampusRegion) OnSignal(_ context.Context, s region.Signal) error {
 // and wakes a sleeping target one second later. It never waits for a tick.
 func (r *hippocampusRegion) request(t *target) {
 	t.requests.Add(1)
-	t.reqTotal.Add(1)
 	if t.asleep.Load() && t.asleep.CompareAndSwap(true, false) {
 		r.runner.Wake(RegionID, region.Target{Persona: t.persona.name, Channel: t.channel})
 	}

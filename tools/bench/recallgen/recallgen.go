@@ -247,6 +247,7 @@ type personaGen struct {
 	neededW   fenwick     // times needed, by position in neededSq
 	last      map[int]focus
 	ceiling   *Ceiling
+	ranks     rankSums
 }
 
 func genPersona(o Options, idx int, ceil *Ceiling) []Turn {
@@ -399,7 +400,7 @@ func (g *personaGen) plant(inSession []int, ch int, f focus) (int, string, bool)
 			}
 			if len(lists) > 0 {
 				l := lists[g.r.IntN(len(lists))]
-				return l[pickRecent(g.r, len(l))], Kinds[kind], true
+				return l[pickRecent(g.r, &g.ranks, len(l))], Kinds[kind], true
 			}
 		case "landmark":
 			if len(g.landmark) > 0 {
@@ -411,7 +412,7 @@ func (g *personaGen) plant(inSession []int, ch int, f focus) (int, string, bool)
 			}
 		case "same-channel":
 			if l := g.beforeSession(g.byChan[ch], inSession); len(l) > 0 {
-				return l[pickRecent(g.r, len(l))], Kinds[kind], true
+				return l[pickRecent(g.r, &g.ranks, len(l))], Kinds[kind], true
 			}
 		case "random":
 			return g.r.IntN(len(g.engrams)), Kinds[kind], true
@@ -434,24 +435,27 @@ func (g *personaGen) beforeSession(l, inSession []int) []int {
 	return l[:end]
 }
 
-// rankSums[r] is Σ_{j=1..r} j^-0.5, grown on demand (shared, read-only
-// once grown; generation is single-threaded).
-var rankSums = []float64{0}
+// rankSums[r] is Σ_{j=1..r} j^-0.5, grown on demand.
+type rankSums []float64
 
-func rankSum(n int) float64 {
-	for len(rankSums) <= n {
-		r := len(rankSums)
-		rankSums = append(rankSums, rankSums[r-1]+1/math.Sqrt(float64(r)))
+func (rs *rankSums) upTo(n int) []float64 {
+	if len(*rs) == 0 {
+		*rs = append(*rs, 0)
 	}
-	return rankSums[n]
+	for len(*rs) <= n {
+		r := len(*rs)
+		*rs = append(*rs, (*rs)[r-1]+1/math.Sqrt(float64(r)))
+	}
+	return (*rs)[:n+1]
 }
 
 // pickRecent picks an index of n ordered oldest first, with weight
 // (recency rank)^-0.5: the most recent has rank 1. It is exact and
 // O(log n).
-func pickRecent(r *rand.Rand, n int) int {
-	x := r.Float64() * rankSum(n)
-	rank, _ := slices.BinarySearch(rankSums[:n+1], x) // first r with sum >= x
+func pickRecent(r *rand.Rand, rs *rankSums, n int) int {
+	sums := rs.upTo(n)
+	x := r.Float64() * sums[n]
+	rank, _ := slices.BinarySearch(sums, x) // the first rank whose sum reaches x
 	rank = min(max(rank, 1), n)
 	return n - rank
 }

@@ -825,10 +825,11 @@ func (x *PublishResponse) GetDuplicate() bool {
 	return false
 }
 
-// PublishStreamRequest is one publish of a PublishStream.
+// PublishStreamRequest is a batch of publishes (1 to 1024), handled in
+// order.
 type PublishStreamRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Publish       *PublishRequest        `protobuf:"bytes,1,opt,name=publish,proto3" json:"publish,omitempty"`
+	Publishes     []*PublishRequest      `protobuf:"bytes,1,rep,name=publishes,proto3" json:"publishes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -863,17 +864,18 @@ func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
 	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *PublishStreamRequest) GetPublish() *PublishRequest {
+func (x *PublishStreamRequest) GetPublishes() []*PublishRequest {
 	if x != nil {
-		return x.Publish
+		return x.Publishes
 	}
 	return nil
 }
 
-// PublishStreamResponse acknowledges one PublishStreamRequest, in order.
+// PublishStreamResponse acknowledges the publishes of one
+// PublishStreamRequest, in order.
 type PublishStreamResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ack           *PublishResponse       `protobuf:"bytes,1,opt,name=ack,proto3" json:"ack,omitempty"`
+	Acks          []*PublishResponse     `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,9 +910,9 @@ func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
 	return file_continuum_events_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *PublishStreamResponse) GetAck() *PublishResponse {
+func (x *PublishStreamResponse) GetAcks() []*PublishResponse {
 	if x != nil {
-		return x.Ack
+		return x.Acks
 	}
 	return nil
 }
@@ -1855,11 +1857,11 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\x0fPublishResponse\x12'\n" +
 	"\x0fstream_sequence\x18\x01 \x01(\x04R\x0estreamSequence\x12\x1c\n" +
 	"\tdelivered\x18\x02 \x01(\rR\tdelivered\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"U\n" +
-	"\x14PublishStreamRequest\x12=\n" +
-	"\apublish\x18\x01 \x01(\v2#.continuum.events.v1.PublishRequestR\apublish\"O\n" +
-	"\x15PublishStreamResponse\x126\n" +
-	"\x03ack\x18\x01 \x01(\v2$.continuum.events.v1.PublishResponseR\x03ack\"^\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"Y\n" +
+	"\x14PublishStreamRequest\x12A\n" +
+	"\tpublishes\x18\x01 \x03(\v2#.continuum.events.v1.PublishRequestR\tpublishes\"Q\n" +
+	"\x15PublishStreamResponse\x128\n" +
+	"\x04acks\x18\x01 \x03(\v2$.continuum.events.v1.PublishResponseR\x04acks\"^\n" +
 	"\x10ArtifactSelector\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
 	"\x05match\x18\x02 \x01(\x0e2\".continuum.events.v1.ArtifactMatchR\x05match\"\xb5\x02\n" +
@@ -2011,8 +2013,8 @@ var file_continuum_events_v1_events_proto_depIdxs = []int32{
 	3,  // 6: continuum.events.v1.ListClassesResponse.classes:type_name -> continuum.events.v1.EventClass
 	31, // 7: continuum.events.v1.PublishRequest.payload:type_name -> google.protobuf.Struct
 	28, // 8: continuum.events.v1.PublishRequest.headers:type_name -> continuum.events.v1.PublishRequest.HeadersEntry
-	12, // 9: continuum.events.v1.PublishStreamRequest.publish:type_name -> continuum.events.v1.PublishRequest
-	13, // 10: continuum.events.v1.PublishStreamResponse.ack:type_name -> continuum.events.v1.PublishResponse
+	12, // 9: continuum.events.v1.PublishStreamRequest.publishes:type_name -> continuum.events.v1.PublishRequest
+	13, // 10: continuum.events.v1.PublishStreamResponse.acks:type_name -> continuum.events.v1.PublishResponse
 	2,  // 11: continuum.events.v1.ArtifactSelector.match:type_name -> continuum.events.v1.ArtifactMatch
 	16, // 12: continuum.events.v1.SubscribeRequest.artifact:type_name -> continuum.events.v1.ArtifactSelector
 	31, // 13: continuum.events.v1.SubscribeRequest.filter:type_name -> google.protobuf.Struct

@@ -81,15 +81,19 @@ type EventsServiceClient interface {
 	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
 	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
-	// PublishStream publishes a stream of events, each exactly as Publish
-	// would (validated, gated on events/<topic>/publish, stamped, fsynced for
-	// durable classes), and answers every request with its PublishResponse,
-	// in order. Requests are pipelined: a publisher need not wait for one ack
-	// before sending the next, and durable events from one stream share group
-	// commits. The stream ends at the first request that fails, with that
-	// request's error; every earlier request was acknowledged. For
-	// high-rate publishers (the CLI's pub --count, tools).
-	// Errors: as Publish. Idempotent: per event, with msg_id.
+	// PublishStream is bulk publishing: each request carries one or more
+	// publishes, each handled exactly as Publish would (validated, gated on
+	// events/<topic>/publish, stamped, fsynced for durable classes), and is
+	// answered, in order, by one response acknowledging its publishes in
+	// order. Requests are pipelined: a publisher need not wait for one
+	// response before sending the next, and durable events of one stream
+	// share group commits. The stream ends at the first publish that fails,
+	// with its error, after a response acknowledging the publishes of that
+	// request before it; everything earlier was acknowledged. For high-rate
+	// publishers (tools, the CLI's pub --count).
+	// Errors: as Publish, and INVALID_ARGUMENT (PUBLISH_BATCH_INVALID) for a
+	// request with no publishes or more than 1024. Idempotent: per event,
+	// with msg_id.
 	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 	// Subscribe streams an ack, then deliveries with a gapless per-subscription
 	// sequence, and lag notices instead of silent drops. Gated on
@@ -276,15 +280,19 @@ type EventsServiceServer interface {
 	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
 	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
-	// PublishStream publishes a stream of events, each exactly as Publish
-	// would (validated, gated on events/<topic>/publish, stamped, fsynced for
-	// durable classes), and answers every request with its PublishResponse,
-	// in order. Requests are pipelined: a publisher need not wait for one ack
-	// before sending the next, and durable events from one stream share group
-	// commits. The stream ends at the first request that fails, with that
-	// request's error; every earlier request was acknowledged. For
-	// high-rate publishers (the CLI's pub --count, tools).
-	// Errors: as Publish. Idempotent: per event, with msg_id.
+	// PublishStream is bulk publishing: each request carries one or more
+	// publishes, each handled exactly as Publish would (validated, gated on
+	// events/<topic>/publish, stamped, fsynced for durable classes), and is
+	// answered, in order, by one response acknowledging its publishes in
+	// order. Requests are pipelined: a publisher need not wait for one
+	// response before sending the next, and durable events of one stream
+	// share group commits. The stream ends at the first publish that fails,
+	// with its error, after a response acknowledging the publishes of that
+	// request before it; everything earlier was acknowledged. For high-rate
+	// publishers (tools, the CLI's pub --count).
+	// Errors: as Publish, and INVALID_ARGUMENT (PUBLISH_BATCH_INVALID) for a
+	// request with no publishes or more than 1024. Idempotent: per event,
+	// with msg_id.
 	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	// Subscribe streams an ack, then deliveries with a gapless per-subscription
 	// sequence, and lag notices instead of silent drops. Gated on

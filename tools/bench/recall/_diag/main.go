@@ -7,12 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/continuum-mesh/continuum/pkg/region"
 	"github.com/continuum-mesh/continuum/services/hippocampus"
 	"github.com/continuum-mesh/continuum/tools/bench/recall"
 )
+
+func idx(id string) int { n, _ := strconv.Atoi(id[strings.Index(id, "-")+1:]); return n }
 
 func main() {
 	f, _ := os.Open(os.Args[1])
@@ -21,41 +26,51 @@ func main() {
 	clock := region.NewManualClock(start)
 	svc, _ := hippocampus.New(hippocampus.Config{K: 8}, hippocampus.Deps{Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx := context.Background()
-	lastTurn := map[string]time.Time{}
-	cat := map[string]int{}
+	lastIdx := map[string]int{}
+	missLag, itemLag, pools := map[int]int{}, map[int]int{}, map[string]int{}
+	n := 0
 	for _, t := range turns {
 		at := start.Add(time.Duration(t.T * float64(time.Second)))
 		svc.Runner().AdvanceTo(ctx, at)
-		key := t.Persona + "/" + t.Channel
 		if t.Needs != nil {
 			need := *t.Needs
 			sl := svc.PeekLocal(t.Persona, t.Channel)
-			in := false
+			hit := false
 			if sl != nil {
 				for _, it := range sl.Items {
-					if it.ID == need {
-						in = true
-					}
+					hit = hit || it.ID == need
 				}
 			}
-			hit := in && !sl.Expired(at)
-			if !hit && svc.WouldStage(t.Persona, t.Channel, need) {
-				gap := at.Sub(lastTurn[key])
-				switch {
-				case sl == nil:
-					cat["no slice"]++
-				case sl.Expired(at) && in:
-					cat["expired, but in the stale slice"]++
-				case sl.Expired(at):
-					cat["expired, not in it"]++
-				default:
-					cat[fmt.Sprintf("fresh slice, gap since channel's last turn > 5min: %v", gap > 5*time.Minute)]++
+			if t.Kind == "same-thread" && !hit && sl != nil {
+				n++
+				missLag[lastIdx[t.Persona]-idx(need)]++
+				for _, it := range sl.Items {
+					l := lastIdx[t.Persona] - idx(it.ID)
+					if l > 15 {
+						l = 99
+						pools[fmt.Sprint("old pool ", it.Pool)]++
+					}
+					itemLag[l]++
 				}
 			}
 			svc.Consume(ctx, t.Persona, t.Channel, []string{need})
 		}
 		svc.Remember(ctx, t.Persona, t.Channel, hippocampus.EngramInput{ID: t.Engram, Topics: t.Topics, Entities: t.Entities, Importance: uint32(t.Importance), At: at})
-		lastTurn[key] = at
+		lastIdx[t.Persona] = idx(t.Engram)
 	}
-	fmt.Println(cat)
+	pr := func(name string, m map[int]int) {
+		var ks []int
+		for k := range m {
+			ks = append(ks, k)
+		}
+		sort.Ints(ks)
+		fmt.Print(name, ": ")
+		for _, k := range ks {
+			fmt.Printf("%d:%d ", k, m[k])
+		}
+		fmt.Println()
+	}
+	fmt.Println("same-thread misses with a slice", n, pools)
+	pr("miss lags", missLag)
+	pr("item lags (99 = older than 15)", itemLag)
 }

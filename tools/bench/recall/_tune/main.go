@@ -25,11 +25,13 @@ func main() {
 	type run struct {
 		name string
 		m    hippocampus.Model
+		full int
 	}
 	var runs []run
 	base := hippocampus.DefaultModel()
 	for _, spec := range strings.Split(*grid, ";") {
 		m := base
+		full := 0
 		name := spec
 		for _, kv := range strings.Split(spec, ",") {
 			if kv == "" || kv == "base" {
@@ -61,13 +63,15 @@ func main() {
 				m.D = v
 			case "wlag":
 				m.WLag = v
+			case "full":
+				full = int(v)
 			case "fan":
 				m.Spread.MaxFanOut = int(v)
 			case "pulses":
 				m.Spread.Pulses = int(v)
 			}
 		}
-		runs = append(runs, run{name, m})
+		runs = append(runs, run{name, m, full})
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
@@ -78,7 +82,12 @@ func main() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			res, err := recall.Replay(context.Background(), turns, recall.Options{K: 8, Scorer: "ours", Model: r.m})
+			res, err := recall.Replay(context.Background(), turns, recall.Options{K: 8, Scorer: "ours", Model: r.m, Tweak: func(c *hippocampus.Config) {
+				c.FullScanLimit = r.full
+				if r.full == 300 {
+					c.CandidatesPerSource = 8
+				}
+			}})
 			if err != nil {
 				out[i] = err.Error()
 				return
