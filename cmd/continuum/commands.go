@@ -15,6 +15,10 @@ import (
 	"github.com/continuum-mesh/continuum/gateway"
 	"github.com/continuum-mesh/continuum/internal/generate"
 	"github.com/continuum-mesh/continuum/pkg/certs"
+	"github.com/continuum-mesh/continuum/services/audit"
+	"github.com/continuum-mesh/continuum/services/events"
+	"github.com/continuum-mesh/continuum/services/genome"
+	"github.com/continuum-mesh/continuum/services/hippocampus"
 	meshsvc "github.com/continuum-mesh/continuum/services/mesh"
 )
 
@@ -103,12 +107,34 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
+// flip adapts a client whose connection comes before its arguments.
+func flip(run func(ctx context.Context, conn grpc.ClientConnInterface, args []string, out io.Writer) error) func(ctx context.Context, args []string, conn grpc.ClientConnInterface, out io.Writer) error {
+	return func(ctx context.Context, args []string, conn grpc.ClientConnInterface, out io.Writer) error {
+		return run(ctx, conn, args, out)
+	}
+}
+
+// cmdAudit runs the offline audit tools ("audit verify FILE").
+func cmdAudit(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	err := audit.RunCLI(ctx, args, stdout)
+	var ce *audit.CLIError
+	if errors.As(err, &ce) {
+		return exitError{code: ce.Code, msg: ce.Msg}
+	}
+	return err
+}
+
 // serviceCommands are the clients and tools of the services.
 func serviceCommands() map[string]command {
 	return map[string]command{
 		"tokens":   cmdTokens,
 		"generate": cmdGenerate,
 		"gateway":  cmdGateway,
+		"genome":   remote("genome", genome.RunCLI),
+		"hippo":    remote("hippo", hippocampus.RunCLI),
+		"tail":     remote("tail", flip(events.RunTail)),
+		"pub":      remote("pub", flip(events.RunPub)),
+		"audit":    cmdAudit,
 		"mesh":     remote("mesh", meshsvc.RunCLI),
 	}
 }

@@ -52,6 +52,12 @@ Usage:
   continuum tokens init [--dir DIR]         write admin/user bearer tokens and their tokens file
   continuum generate service <name> ...     scaffold a new service (proto, package, test, wiring, compose)
   continuum mesh members|resolve            the mesh as a node sees it
+  continuum tail <topic|artifact|airc://..>  stream events (like nats sub)
+  continuum pub <topic> <json>              publish an event (like nats pub)
+  continuum genome put|page-in|tiers|...    the genome paging manager
+  continuum hippo remember|peek|recall      the hippocampus
+  continuum audit verify FILE               verify an audit log offline
+  continuum gateway [--http ADDR]           the HTTP gateway alone, in front of a node
   continuum version
 
 Run 'continuum <command> --help' for a command's flags.

@@ -1,6 +1,9 @@
 // Command bench runs the mesh's benchmarks and replayers:
 //
 //	go run ./tools/bench router [--qps 1000 --duration 10s]
+//	go run ./tools/bench paging --trace FILE --capacity N
+//	go run ./tools/bench recall --trace FILE [--k 8]
+//	go run ./tools/bench recall-gen --seed 1 --out trace.jsonl
 //
 // Each subcommand prints human-readable lines and, last, one line of JSON.
 package main
@@ -11,6 +14,9 @@ import (
 	"os"
 	"sort"
 
+	"github.com/continuum-mesh/continuum/tools/bench/paging"
+	"github.com/continuum-mesh/continuum/tools/bench/recall"
+	"github.com/continuum-mesh/continuum/tools/bench/recallgen"
 	"github.com/continuum-mesh/continuum/tools/bench/routerbench"
 )
 
@@ -21,7 +27,10 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"router": {routerbench.Run, "in-process dispatch latency and router overhead over a direct gRPC call"},
+		"router":     {routerbench.Run, "in-process dispatch latency and router overhead over a direct gRPC call"},
+		"paging":     {paging.Run, "genome trace replayer, generators and hit-ratio report"},
+		"recall":     {recall.Run, "hippocampus replayer: hit@K, timeliness, tick latency"},
+		"recall-gen": {recallgen.Run, "deterministic synthetic recall trace generator"},
 	}
 }
 
