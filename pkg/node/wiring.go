@@ -168,7 +168,7 @@ func (n *Node) wireGateway() error {
 	if err != nil {
 		return err
 	}
-	var clientTLS = n.clientTLS
+	clientTLS := n.clientTLS
 	if clientTLS != nil {
 		clientTLS = gateway.ExternalClientTLS(clientTLS)
 	}

@@ -99,7 +99,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 	}
 	if err := fs.Parse(flags); err != nil {
-		return nil, fmt.Errorf("%w: %v\n%s", ErrUsage, err, CLIUsage)
+		return nil, fmt.Errorf("%w: %w\n%s", ErrUsage, err, CLIUsage)
 	}
 	return rest, nil
 }

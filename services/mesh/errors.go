@@ -44,7 +44,7 @@ func (s *Service) toStatus(ctx context.Context, op string, err error) error {
 	if ce := rpcerr.FromContext(err); ce != nil {
 		return ce
 	}
-	if st := membership.ToStatus(err); st != err {
+	if st := membership.ToStatus(err); st != err { //nolint:errorlint // identity: ToStatus returns err itself when it is no mesh error
 		return st
 	}
 	if _, ok := status.FromError(err); ok {
