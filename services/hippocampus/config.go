@@ -212,7 +212,7 @@ func setDefault[T comparable](v *T, def T) {
 func (c Config) validate() error {
 	var errs []error
 	if c.K < 1 || c.K > 64 {
-		errs = append(errs, fmt.Errorf("K %d is outside 1..64", c.K))
+		errs = append(errs, fmt.Errorf("the buffer size K=%d is outside 1..64", c.K))
 	}
 	if err := c.Governor.Validate(); err != nil {
 		errs = append(errs, err)

@@ -323,3 +323,29 @@ func TestMeshInternalCalls(t *testing.T) {
 	_, err = bad.CloseAndRecv()
 	wantReason(t, err, codes.InvalidArgument, ReasonSnapshotInvalid)
 }
+
+// closingRing's Watch channel is closed, as pkg/mesh's is at shutdown.
+type closingRing struct{ *fakeRing }
+
+func (r closingRing) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	close(ch)
+	return ch, func() {}
+}
+
+// TestWatchClosed: a closed membership watch ends the rebalancing, not the
+// service, and does not spin.
+func TestWatchClosed(t *testing.T) {
+	t.Parallel()
+	s := newTestService(t, Config{}, Deps{Ring: closingRing{newFakeRing("solo")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.maintain(ctx) }()
+	s.remember("maya", "chat", "a", EngramInput{Content: "a"})
+	before := s.epoch.Load()
+	cancel()
+	<-done
+	if s.epoch.Load() > before+1 {
+		t.Errorf("the loop spun on a closed watch: %d changes", s.epoch.Load()-before)
+	}
+}

@@ -50,7 +50,8 @@ type Ring interface {
 	// Conn returns a connection to a member; calls on it are made as this
 	// mesh node.
 	Conn(ctx context.Context, member string) (grpc.ClientConnInterface, error)
-	// Watch reports membership changes on changes until stop is called.
+	// Watch reports membership changes on changes until stop is called;
+	// the channel may be closed when membership shuts down.
 	Watch() (changes <-chan struct{}, stop func())
 }
 
@@ -199,7 +200,11 @@ func (s *Service) maintain(ctx context.Context) {
 			if err := s.mem.checkpoint(); err != nil {
 				s.log.Error("checkpoint failed", "error", err)
 			}
-		case <-changes:
+		case _, ok := <-changes:
+			if !ok { // the membership stopped reporting (it shut down)
+				changes = nil
+				break
+			}
 			s.epoch.Add(1)
 			s.rebalance(ctx)
 		case <-fire:

@@ -514,7 +514,7 @@ func (m *memory) drop(p *persona, handedTo string) error {
 	m.detach(p)
 	if m.dir != "" {
 		if err := removeFile(snapshotPath(filepath.Join(m.dir, personaDir), p.name)); err != nil {
-			return fmt.Errorf("%w: remove snapshot of %q: %v", errStore, p.name, err)
+			return fmt.Errorf("%w: remove snapshot of %q: %w", errStore, p.name, err)
 		}
 	}
 	return nil
@@ -551,7 +551,7 @@ func (m *memory) importSnapshot(s *snapshot) (engrams, edges int, err error) {
 			data := p.encodeSnapshot(nil)
 			if err := writeFileAtomic(snapshotPath(filepath.Join(m.dir, personaDir), p.name), data); err != nil {
 				p.mu.Unlock()
-				return 0, 0, fmt.Errorf("%w: write snapshot of %q: %v", errStore, p.name, err)
+				return 0, 0, fmt.Errorf("%w: write snapshot of %q: %w", errStore, p.name, err)
 			}
 			p.snapLSN = p.lsn
 		}
@@ -666,7 +666,7 @@ func (m *memory) checkpoint() error {
 		}
 		if dirty {
 			if err := writeFileAtomic(path, data); err != nil {
-				firstErr = fmt.Errorf("%w: write snapshot of %q: %v", errStore, p.name, err)
+				firstErr = fmt.Errorf("%w: write snapshot of %q: %w", errStore, p.name, err)
 				return false
 			}
 			p.mu.Lock()

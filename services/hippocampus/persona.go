@@ -151,12 +151,6 @@ func (p *persona) channelSlot(name string) uint16 {
 	return c
 }
 
-// slotOf returns the slot of a live engram.
-func (p *persona) slotOf(id string) (uint32, bool) {
-	s, ok := p.byID[id]
-	return s, ok
-}
-
 // --- recency list: most recently accessed first ---
 
 func (p *persona) unlink(s uint32) {

@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"math"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -87,10 +86,27 @@ type scratch struct {
 	rank    rankHeap
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{spread: newSpreadScratch()} }}
+// spareScratch keeps a few scratches for recalls and shadow predictions.
+// Not a sync.Pool: every GC empties a Pool, and re-allocating a scratch
+// sized for 100k engrams (megabytes) after each GC feeds the next one, whose
+// mark assists then land on the region's ticks.
+var spareScratch = make(chan *scratch, 8)
 
-func getScratch() *scratch   { return scratchPool.Get().(*scratch) }
-func putScratch(sc *scratch) { scratchPool.Put(sc) }
+func getScratch() *scratch {
+	select {
+	case sc := <-spareScratch:
+		return sc
+	default:
+		return &scratch{spread: newSpreadScratch()}
+	}
+}
+
+func putScratch(sc *scratch) {
+	select {
+	case spareScratch <- sc:
+	default:
+	}
+}
 
 // add marks slot as a candidate once per prediction.
 func (sc *scratch) add(slot uint32) {

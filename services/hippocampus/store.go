@@ -158,7 +158,7 @@ func (j *journal) flushLocked() {
 	j.spare = buf[:0]
 	j.syncing = false
 	if err != nil {
-		j.err = fmt.Errorf("%w: journal write: %v", errStore, err)
+		j.err = fmt.Errorf("%w: journal write: %w", errStore, err)
 	} else {
 		j.durable = max(j.durable, last)
 	}
@@ -182,12 +182,12 @@ func (j *journal) rotate() error {
 		return err
 	}
 	if err := j.f.Close(); err != nil {
-		j.err = fmt.Errorf("%w: close segment: %v", errStore, err)
+		j.err = fmt.Errorf("%w: close segment: %w", errStore, err)
 		return j.err
 	}
 	f, err := createSegment(j.dir, j.next)
 	if err != nil {
-		j.err = fmt.Errorf("%w: new segment: %v", errStore, err)
+		j.err = fmt.Errorf("%w: new segment: %w", errStore, err)
 		return j.err
 	}
 	j.f = f

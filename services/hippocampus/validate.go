@@ -52,20 +52,20 @@ func validName(s string) error {
 }
 
 func checkPersona(persona string) error {
-	switch validName(persona) {
-	case nil:
+	switch err := validName(persona); {
+	case err == nil:
 		return nil
-	case errNameEmpty:
+	case errors.Is(err, errNameEmpty):
 		return invalid(ReasonPersonaEmpty, "persona", "persona is required")
 	}
 	return invalid(ReasonPersonaInvalid, "persona", "persona %s", errNameInvalid)
 }
 
 func checkChannel(channel string) error {
-	switch validName(channel) {
-	case nil:
+	switch err := validName(channel); {
+	case err == nil:
 		return nil
-	case errNameEmpty:
+	case errors.Is(err, errNameEmpty):
 		return invalid(ReasonChannelEmpty, "channel", "channel is required")
 	}
 	return invalid(ReasonChannelInvalid, "channel", "channel %s", errNameInvalid)
