@@ -16,6 +16,7 @@ import (
 
 	"github.com/continuum-mesh/continuum/pkg/auditevents"
 	"github.com/continuum-mesh/continuum/pkg/auditlog"
+	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
 
@@ -277,6 +278,9 @@ func (s *Service) payloadOf(p *structpb.Struct) (map[string]any, error) {
 	}
 	if n := proto.Size(p); n > s.cfg.MaxPayloadBytes {
 		return nil, fmt.Errorf("payload is %d bytes, more than the %d allowed", n, s.cfg.MaxPayloadBytes)
+	}
+	if err := jsonvalue.Check(p, jsonvalue.Limits{}); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
 	}
 	m := p.AsMap()
 	if err := auditlog.ValidatePayload(m); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/gate"
+	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
 	"github.com/continuum-mesh/continuum/pkg/topic"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
@@ -207,6 +208,9 @@ func (s *Service) submit(ctx context.Context, req *eventsv1.PublishRequest) pend
 	payload := req.GetPayload()
 	if payload == nil {
 		payload = &structpb.Struct{}
+	}
+	if err := jsonvalue.Check(payload, jsonvalue.Limits{}); err != nil {
+		return pending{err: failure(errPublishPayload, "payload: "+err.Error())}
 	}
 	headers := req.GetHeaders()
 	if len(headers) == 0 {

@@ -15,9 +15,12 @@ type Config struct {
 	// MaxHops bounds how often a command may be forwarded between routers
 	// (membership views can disagree for a moment); zero is 3.
 	MaxHops int
-	// MaxParamsBytes bounds a command's params in protobuf JSON; zero is
-	// 4 MiB.
+	// MaxParamsBytes bounds a command's params in protobuf wire size; zero
+	// is 1 MiB.
 	MaxParamsBytes int
+	// MaxParamsValues bounds the values in a command's params (members and
+	// list elements, recursively); zero is 10,000.
+	MaxParamsValues int
 	// RefusalOutbox bounds refusal and drift events waiting to be
 	// published after a failed first attempt; zero is 4096.
 	RefusalOutbox int
@@ -34,7 +37,10 @@ func (c *Config) defaults() {
 		c.MaxHops = 3
 	}
 	if c.MaxParamsBytes == 0 {
-		c.MaxParamsBytes = 4 << 20
+		c.MaxParamsBytes = 1 << 20
+	}
+	if c.MaxParamsValues == 0 {
+		c.MaxParamsValues = 10_000
 	}
 	if c.RefusalOutbox == 0 {
 		c.RefusalOutbox = 4096

@@ -20,6 +20,7 @@ import (
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/handle"
+	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 	"github.com/continuum-mesh/continuum/pkg/telemetry"
 	"github.com/continuum-mesh/continuum/pkg/uri"
@@ -102,6 +103,9 @@ func (s *Service) Dispatch(ctx context.Context, req *routerv1.DispatchRequest) (
 	if n := proto.Size(req.GetParams()); n > s.cfg.MaxParamsBytes {
 		return nil, rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid, "params too large",
 			"size", strconv.Itoa(n), "limit", strconv.Itoa(s.cfg.MaxParamsBytes))
+	}
+	if err := jsonvalue.Check(req.GetParams(), jsonvalue.Limits{MaxValues: s.cfg.MaxParamsValues}); err != nil {
+		return nil, rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid, "params: "+err.Error())
 	}
 	caller := auth.Caller(ctx)
 	canonical := u.String()
