@@ -164,8 +164,8 @@ func TestAppendOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !v.GetOk() || v.GetSize() != 4 || v.GetHeadHash() != got[3].GetChainHash() {
-		t.Errorf("Verify = %v, want ok size 4 head %s", v, got[3].GetChainHash())
+	if !v.GetOk() || v.GetSize() != 3 || v.GetHeadHash() != got[2].GetChainHash() {
+		t.Errorf("Verify = %v, want ok size 3 head %s", v, got[2].GetChainHash())
 	}
 }
 
