@@ -103,3 +103,8 @@ e2e-compose: compose-check docker $(BIN)/grpcurl
 
 clean:
 	rm -rf $(BIN) dist
+
+## badinput: the bad-input sweep against an embedded node (docs/RELIABILITY.md).
+.PHONY: badinput
+badinput:
+	$(GO) run ./tools/badinput --embedded

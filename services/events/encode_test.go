@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
@@ -72,5 +73,22 @@ func TestSharedEncoding(t *testing.T) {
 				t.Errorf("batch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// delivery renders the event for one subscription as an ordinary message
+// (what the shared encoding must decode to).
+func (e *event) delivery(subID string, seq uint64) *eventsv1.Delivery {
+	return &eventsv1.Delivery{
+		SubscriptionId: subID,
+		Topic:          e.topic,
+		Sequence:       seq,
+		StreamSequence: e.seq,
+		Publisher:      e.publisher,
+		Payload:        e.payload,
+		PublishedAt:    timestamppb.New(e.at),
+		Headers:        e.headers,
+		PublisherNode:  e.node,
+		MsgId:          e.msgID,
 	}
 }

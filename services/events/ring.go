@@ -4,9 +4,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
 
 // event is one published event. Once sequenced it is never mutated, so many
@@ -26,23 +23,6 @@ type event struct {
 	// once the sequence is sealed in.
 	body []byte
 	enc  []byte
-}
-
-// delivery renders the event for one subscription as an ordinary message
-// (tests compare it with what the send path produces).
-func (e *event) delivery(subID string, seq uint64) *eventsv1.Delivery {
-	return &eventsv1.Delivery{
-		SubscriptionId: subID,
-		Topic:          e.topic,
-		Sequence:       seq,
-		StreamSequence: e.seq,
-		Publisher:      e.publisher,
-		Payload:        e.payload,
-		PublishedAt:    timestamppb.New(e.at),
-		Headers:        e.headers,
-		PublisherNode:  e.node,
-		MsgId:          e.msgID,
-	}
 }
 
 // ring keeps the most recent events of a stream, with consecutive

@@ -116,10 +116,6 @@ type publishResult struct {
 	duplicate bool
 }
 
-// publish sequences ev and delivers it. For a durable stream it returns
-// only after the event is synced to disk.
-func (st *stream) publish(ev *event) (publishResult, error) { return st.submit(ev).wait() }
-
 // pending is a sequenced publish; wait returns its outcome.
 type pending struct {
 	res publishResult

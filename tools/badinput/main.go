@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tlsCA     = fs.String("tls-ca", "", "dial --addr with TLS, verifying the server against this CA file")
 		seed      = fs.Uint64("seed", 1, "seed for random bytes and the per-method sample")
 		perMethod = fs.Int("per-method", 0, "at most this many cases per method, sampled over every kind of bad input (0: all)")
-		match     = fs.String("method", "", "only methods whose full name contains this")
+		match     = fs.String("method", "", "only methods whose full name matches this regular expression")
 		maxRecv   = fs.Int("max-recv", 16<<20, "the server's max receive message size in bytes")
 		timeout   = fs.Duration("timeout", 15*time.Second, "deadline of each call; no answer by then is a violation")
 		window    = fs.Duration("stream-window", 300*time.Millisecond, "a server stream quiet this long counts as open")

@@ -114,6 +114,8 @@ func (c *caller) outgoing(ctx context.Context, cs Case) context.Context {
 	switch cs.auth {
 	case authAdmin:
 		bearer(c.adminToken)
+	case authUser:
+		bearer(c.userToken)
 	case authForged:
 		bearer(c.userToken)
 		md.Set(auth.CallerHeader, "token;admin")

@@ -33,6 +33,7 @@ const (
 	catFrame     = "frame"
 	catStream    = "stream"
 	catDispatch  = "dispatch"
+	catAsUser    = "as-user"
 	catAuth      = "auth"
 	catMetadata  = "metadata"
 )
@@ -46,6 +47,9 @@ const (
 	authAdmin authMode = iota
 	// authNone presents nothing.
 	authNone
+	// authUser presents the user token: the gate and the services'
+	// per-caller checks meet the bad input as an ordinary caller.
+	authUser
 	// authForged presents the user token and claims to call for admin.
 	authForged
 	// authForgedAnonymous presents nothing and claims to call for admin.
@@ -71,6 +75,8 @@ type expectation struct {
 	// onlyTransport: only a refusal by the transport meets it; a typed
 	// answer means the service got the request.
 	onlyTransport bool
+	// why explains the expectation in violation reports.
+	why string
 }
 
 // Case is one bad request for one method.
@@ -161,6 +167,14 @@ func buildCases(m method, seed *dynamicpb.Message, o caseOptions) []Case {
 	for _, b := range bases {
 		for _, s := range fieldSlots {
 			out = append(out, slotCases(b.name, b.msg, s, o.structs)...)
+		}
+	}
+	// The string cases again as the non-admin user: the gate (and any
+	// per-caller check) runs on the bad values too.
+	for _, c := range slices.Clone(out) {
+		if c.Category == catString {
+			c.Name, c.Category, c.auth = "as user: "+c.Name, catAsUser, authUser
+			out = append(out, c)
 		}
 	}
 	rich := bases[len(bases)-1].msg
@@ -274,7 +288,8 @@ func hasValue(base *dynamicpb.Message, s slot) bool {
 // structCases are the JSON-shaped values for a Struct (or Value) slot.
 // Fields named "filter" must refuse list and object values with
 // INVALID_ARGUMENT: a filter that silently matches nothing (or everything)
-// is the bug this catches.
+// is the bug this catches. Every Struct field must refuse values that have
+// no JSON form.
 func structCases(prefix string, base *dynamicpb.Message, s slot, cache *structCache) []Case {
 	fd := s.leafField()
 	if fd.Message().FullName() == listValueName {
@@ -304,8 +319,17 @@ func structCases(prefix string, base *dynamicpb.Message, s slot, cache *structCa
 			}
 			return marshal(setSlot(base, s, protoreflect.ValueOfMessage(dm)))
 		}}
-		if v.filterOnly {
-			c.expect = expectation{refused: true, codes: []codes.Code{codes.InvalidArgument}}
+		switch {
+		case v.filterOnly:
+			c.expect = expectation{
+				refused: true, codes: []codes.Code{codes.InvalidArgument},
+				why: "a filter value must be a scalar; a list or object must never silently match",
+			}
+		case v.notJSON:
+			c.expect = expectation{
+				refused: true,
+				why:     "a Struct is a JSON object and this one has no JSON form (protojson refuses it); it must be refused, not stored, coerced or passed on",
+			}
 		}
 		out = append(out, c)
 	}
@@ -493,15 +517,22 @@ func identityCases(base *dynamicpb.Message) []Case {
 
 // sample picks at most n cases, spread over the categories: shuffled
 // within each category, then taken round-robin, so a small n still covers
-// every kind of bad input. n <= 0 keeps everything. The order of the
-// result follows the original order.
+// every kind of bad input. The contract checks (struct, identity and frame
+// cases with a required answer: a handful per method, all cheap) are kept
+// on top of the n. n <= 0 keeps everything. The result keeps the original
+// order.
 func sample(cases []Case, n int, rng *rand.Rand) []Case {
 	if n <= 0 || len(cases) <= n {
 		return cases
 	}
 	var cats []string
 	byCat := map[string][]int{}
+	var picked []int
 	for i, c := range cases {
+		if isContract(c) {
+			picked = append(picked, i)
+			continue
+		}
 		if _, ok := byCat[c.Category]; !ok {
 			cats = append(cats, c.Category)
 		}
@@ -512,16 +543,16 @@ func sample(cases []Case, n int, rng *rand.Rand) []Case {
 		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
 	}
 	rng.Shuffle(len(cats), func(i, j int) { cats[i], cats[j] = cats[j], cats[i] })
-	var picked []int
-	for len(picked) < n {
+	for taken := 0; taken < n; {
 		progress := false
 		for _, c := range cats {
-			if len(picked) == n {
+			if taken == n {
 				break
 			}
 			if idx := byCat[c]; len(idx) > 0 {
 				picked = append(picked, idx[0])
 				byCat[c] = idx[1:]
+				taken++
 				progress = true
 			}
 		}
@@ -535,4 +566,14 @@ func sample(cases []Case, n int, rng *rand.Rand) []Case {
 		out[i] = cases[p]
 	}
 	return out
+}
+
+// isContract reports a case that checks a stated contract and is cheap to
+// send: sampling always keeps these.
+func isContract(c Case) bool {
+	switch c.Category {
+	case catStruct, catAuth, catFrame:
+		return c.expect.refused
+	}
+	return false
 }

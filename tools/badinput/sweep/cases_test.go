@@ -3,6 +3,7 @@ package sweep
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -247,6 +248,11 @@ func TestSample(t *testing.T) {
 	}
 	if len(got) != 4 || len(cats) != 4 {
 		t.Errorf("sample of 4 from 4 categories = %v", names(got))
+	}
+	contract := Case{Name: "z-contract", Category: catAuth, expect: expectation{refused: true}}
+	withContract := sample(append(slices.Clone(cases), contract), 2, rand.New(rand.NewPCG(1, 1)))
+	if len(withContract) != 3 || withContract[2].Name != contract.Name {
+		t.Errorf("sample of 2 plus a contract check = %v", names(withContract))
 	}
 	again := sample(cases, 4, rand.New(rand.NewPCG(1, 1)))
 	if diff := cmp.Diff(names(got), names(again)); diff != "" {

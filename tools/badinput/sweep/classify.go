@@ -156,9 +156,16 @@ func classify(c Case, r response) Outcome {
 func accepted(c Case, o Outcome) Outcome {
 	if c.expect.refused {
 		o.Class = ClassViolation
-		o.Problem = "accepted; want " + c.expect.String()
+		o.Problem = "accepted; want " + c.expect.String() + c.expect.because()
 	}
 	return o
+}
+
+func (e expectation) because() string {
+	if e.why == "" {
+		return ""
+	}
+	return " (" + e.why + ")"
 }
 
 func classifyStatus(c Case, st *status.Status) Outcome {
@@ -194,7 +201,7 @@ func classifyStatus(c Case, st *status.Status) Outcome {
 		o.Class, o.Transport = ClassTransport, layer
 	}
 	if c.expect.refused && !c.expect.met(st.Code(), o.Reason, o.Class == ClassTransport) {
-		o.Problem = "want " + c.expect.String()
+		o.Problem = "want " + c.expect.String() + c.expect.because()
 		o.Class = ClassViolation
 	}
 	return o

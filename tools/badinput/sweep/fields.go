@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"fmt"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -285,12 +284,4 @@ func fill(base *dynamicpb.Message) *dynamicpb.Message {
 		}
 	}
 	return out
-}
-
-// kindName names a field's type for case names.
-func kindName(fd protoreflect.FieldDescriptor) string {
-	if fd.Kind() == protoreflect.MessageKind {
-		return string(fd.Message().Name())
-	}
-	return strings.ToLower(fd.Kind().String())
 }

@@ -113,7 +113,10 @@ func rawHeaders(ctx context.Context, addr string, tlsConf *tls.Config, path, tok
 				return rawResult{refused: true, how: "connection closed"}
 			}
 			if ctx.Err() != nil {
-				return rawResult{err: fmt.Errorf("no answer within %s (write: %v)", timeout, writeErr)}
+				if writeErr != nil {
+					return rawResult{err: fmt.Errorf("no answer within %s after a failed write: %w", timeout, writeErr)}
+				}
+				return rawResult{err: fmt.Errorf("no answer within %s", timeout)}
 			}
 			return rawResult{refused: true, how: "connection error: " + err.Error()}
 		}

@@ -40,8 +40,9 @@ var seeds = map[string]string{
 	"/continuum.events.v1.EventsService/ResolveChannel": `{"className": "badinput:class", "room": "` + seedUUID + `"}`,
 	"/continuum.events.v1.EventsService/Publish": `{"topic": "data:badinput", "payload": {"k": "v"},
 		"headers": {"h": "v"}, "msgId": "m1", "schemaVersion": "1"}`,
-	"/continuum.events.v1.EventsService/Subscribe":   `{"pattern": "data:badinput", "filter": {"k": "v"}}`,
-	"/continuum.events.v1.EventsService/Unsubscribe": `{"subscriptionId": "` + seedUUID + `"}`,
+	"/continuum.events.v1.EventsService/PublishStream": `{"publishes": [{"topic": "data:badinput", "payload": {"k": "v"}, "msgId": "m2"}]}`,
+	"/continuum.events.v1.EventsService/Subscribe":     `{"pattern": "data:badinput", "filter": {"k": "v"}}`,
+	"/continuum.events.v1.EventsService/Unsubscribe":   `{"subscriptionId": "` + seedUUID + `"}`,
 
 	"/continuum.audit.v1.AuditService/Append":           `{"kind": "refusal", "payload": {"k": "v"}}`,
 	"/continuum.audit.v1.AuditService/Read":             `{"fromSeq": "1", "limit": "1"}`,

@@ -28,6 +28,7 @@ import (
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -63,7 +64,9 @@ type Config struct {
 	PerMethod int
 	// Prefix selects the services to sweep; empty is "continuum.".
 	Prefix string
-	// Match, when set, sweeps only methods whose full name contains it.
+	// Match, when set, sweeps only methods whose full name
+	// ("/continuum.debug.v1.DebugService/SetLogLevel") matches this
+	// regular expression.
 	Match string
 	// MaxRecvBytes is the server's receive limit; zero is 16 MiB, the
 	// default of pkg/rpc. The oversized frame is 1 KiB more.
@@ -86,8 +89,8 @@ type Config struct {
 	// stay silent before it counts as accepted; zero is 5 s (at most half
 	// the call timeout).
 	refusalWait time.Duration
-	// categories, when set, keeps only cases of these categories.
-	categories []string
+	// keep, when set, sends only the cases it keeps.
+	keep func(Case) bool
 }
 
 func (c Config) withDefaults() Config {
@@ -223,8 +226,14 @@ func (s *sweeper) run(ctx context.Context) error {
 	if s.guard, err = newPolicyGuard(ctx, s, d); err != nil {
 		s.rep.Notes = append(s.rep.Notes, err.Error())
 	}
+	var match *regexp.Regexp
+	if s.cfg.Match != "" {
+		if match, err = regexp.Compile(s.cfg.Match); err != nil {
+			return fmt.Errorf("sweep: method pattern: %w", err)
+		}
+	}
 	for _, m := range methods {
-		if s.cfg.Match != "" && !strings.Contains(m.full, s.cfg.Match) {
+		if match != nil && !match.MatchString(m.full) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -252,8 +261,8 @@ func (s *sweeper) sweepMethod(ctx context.Context, m method, d *discovery) error
 	_, _ = h.Write([]byte(m.full))
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, h.Sum64())) //nolint:gosec // repeatable test input, not secrets
 	cases := buildCases(m, seed, caseOptions{rng: rng, maxRecvBytes: s.cfg.MaxRecvBytes, dispatch: s.dispatch, structs: s.structs})
-	if len(s.cfg.categories) > 0 {
-		cases = slices.DeleteFunc(cases, func(c Case) bool { return !slices.Contains(s.cfg.categories, c.Category) })
+	if s.cfg.keep != nil {
+		cases = slices.DeleteFunc(cases, func(c Case) bool { return !s.cfg.keep(c) })
 	}
 	cases = sample(cases, s.cfg.PerMethod, rng)
 
@@ -307,6 +316,9 @@ func (s *sweeper) sweepMethod(ctx context.Context, m method, d *discovery) error
 func (s *sweeper) sendAll(ctx context.Context, m method, c *caller, cases []Case, mr *MethodReport, prefix string) (refused, sent int, err error) {
 	seen := map[[sha256.Size]byte]bool{}
 	for _, cs := range cases {
+		if cs.auth == authUser && c.userToken == c.adminToken {
+			continue // no user token: these would repeat the admin cases
+		}
 		cs.Name = prefix + cs.Name
 		var payload []byte
 		if !cs.noMessage {

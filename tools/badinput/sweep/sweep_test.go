@@ -33,7 +33,7 @@ func TestEmbeddedSweep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	rep, err := Run(ctx, Config{Seed: 1, PerMethod: 10}, &out)
+	rep, err := Run(ctx, Config{Seed: 1, PerMethod: 6}, &out)
 	if err != nil {
 		t.Fatalf("sweep: %v\n%s", err, out.String())
 	}
@@ -160,17 +160,22 @@ type found struct{ Method, Case, Code string }
 // TestSweepFindsViolations sweeps services with planted bugs and checks
 // that the sweep reports exactly them: a panic and a bare error (both
 // INTERNAL), a refusal without ErrorInfo, UNKNOWN, a hang, and a filter
-// that silently accepts list and object values.
+// that silently accepts list and object values and values with no JSON
+// form.
 func TestSweepFindsViolations(t *testing.T) {
 	t.Parallel()
 	srv := startFakes(t, &fakeDebug{})
 	var out bytes.Buffer
 	rep, err := Run(context.Background(), Config{
 		Addr: srv.Addr(), Token: rpctest.AdminToken, UserToken: rpctest.UserToken,
-		CallTimeout: 5 * time.Second, StreamWindow: 100 * time.Millisecond, refusalWait: time.Second,
-		// The planted bugs answer string and struct values; the other
-		// kinds of input are covered against the real node.
-		categories: []string{catString, catStruct, catAuth},
+		Match:       `DebugService/SetLogLevel$|RouterService/Subscribe$`,
+		CallTimeout: 4 * time.Second, StreamWindow: 100 * time.Millisecond, refusalWait: 500 * time.Millisecond,
+		// The planted bugs answer the level's string values and the
+		// filter's struct values; every kind of input is covered against
+		// the real node.
+		keep: func(c Case) bool {
+			return c.Category == catStruct || strings.HasPrefix(c.Name, "empty: level: ")
+		},
 	}, &out)
 	if err != nil {
 		t.Fatalf("sweep: %v\n%s", err, out.String())
@@ -191,6 +196,13 @@ func TestSweepFindsViolations(t *testing.T) {
 		{subscribe, "empty: filter: filter value is an object", CodeOpen},
 		{subscribe, "seed: filter: filter value is a list", CodeOpen},
 		{subscribe, "seed: filter: filter value is an object", CodeOpen},
+		// Values with no JSON form.
+		{subscribe, "empty: filter: struct with a NaN", CodeOpen},
+		{subscribe, "empty: filter: struct with a Value of no kind", CodeOpen},
+		{subscribe, "empty: filter: struct with a non-finite number", CodeOpen},
+		{subscribe, "seed: filter: struct with a NaN", CodeOpen},
+		{subscribe, "seed: filter: struct with a Value of no kind", CodeOpen},
+		{subscribe, "seed: filter: struct with a non-finite number", CodeOpen},
 	}
 	sortFound(got)
 	sortFound(want)
@@ -216,7 +228,7 @@ func TestSweepStopsWhenTheServerStopsServing(t *testing.T) {
 	var out bytes.Buffer
 	rep, err := Run(context.Background(), Config{
 		Addr: srv.Addr(), Token: rpctest.AdminToken, Match: "SetLogLevel", CallTimeout: 3 * time.Second,
-		recoverWait: time.Second, categories: []string{catString},
+		recoverWait: time.Second, keep: func(c Case) bool { return c.Category == catString },
 	}, &out)
 	if !errors.Is(err, ErrStoppedServing) {
 		t.Fatalf("err = %v, want ErrStoppedServing\n%s", err, out.String())

@@ -46,6 +46,10 @@ func badStrings() []namedString {
 		{name: "near-miss UUID (short)", value: "6f1c2a3b-1111-2222-3333-44445555666"},
 		{name: "near-miss UUID (braces)", value: "{6f1c2a3b-1111-2222-3333-444455556666}"},
 		{name: "nil UUID", value: "00000000-0000-0000-0000-000000000000"},
+		{name: "a NUL byte", value: "\x00"},
+		{name: "glob characters", value: "**:>/*"},
+		{name: "4096 path segments", value: strings.Repeat("a/", 4096) + "a"},
+		{name: "Unicode bidi override and line separator", value: "ma\u202eya\u2028x"},
 	}
 }
 
@@ -110,6 +114,11 @@ type namedStruct struct {
 	// filterOnly values are only sent to fields named "filter", whose
 	// values must be scalars: they must be refused with INVALID_ARGUMENT.
 	filterOnly bool
+	// notJSON values have no JSON form (protojson refuses to render a
+	// non-finite number or a Value with no kind), though a Struct is by
+	// definition a JSON object: they must be refused, not stored, coerced
+	// or passed on to JSON clients such as the gateway.
+	notJSON bool
 }
 
 // deepStruct nests depth objects: {"a":{"a":...{"a":"leaf"}}}.
@@ -140,16 +149,16 @@ func badStructs() []namedStruct {
 		{name: "struct nested 200 deep", make: func() *structpb.Struct { return deepStruct(200) }},
 		{name: "struct with 100k keys", make: func() *structpb.Struct { return wideStruct(100_000) }},
 		{name: "struct nested beyond the decoder's recursion limit", make: func() *structpb.Struct { return deepStruct(beyondDecoderDepth) }},
-		{name: "struct with a non-finite number", make: func() *structpb.Struct {
+		{name: "struct with a non-finite number", notJSON: true, make: func() *structpb.Struct {
 			return &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewNumberValue(math.Inf(1))}}
 		}},
-		{name: "struct with a NaN", make: func() *structpb.Struct {
+		{name: "struct with a NaN", notJSON: true, make: func() *structpb.Struct {
 			return &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewNumberValue(math.NaN())}}
 		}},
 		{name: "struct with an empty key", make: func() *structpb.Struct {
 			return &structpb.Struct{Fields: map[string]*structpb.Value{"": structpb.NewStringValue("v")}}
 		}},
-		{name: "struct with a Value of no kind", make: func() *structpb.Struct {
+		{name: "struct with a Value of no kind", notJSON: true, make: func() *structpb.Struct {
 			return &structpb.Struct{Fields: map[string]*structpb.Value{"k": {}}}
 		}},
 		{name: "filter value is a list", filterOnly: true, make: func() *structpb.Struct {
