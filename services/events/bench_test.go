@@ -46,8 +46,16 @@ func drain(b *testing.B, svc *Service, t string, n int) {
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	var subs []*subscription
+	b.Cleanup(func() {
+		for _, sub := range subs {
+			sub.close(nil)
+		}
+		wg.Wait()
+	})
 	for i := 0; i < n; i++ {
 		sub := newSubscription(newID(), auth.AnonymousPrincipal, sel, filter{}, 1<<16)
+		subs = append(subs, sub)
 		svc.index.add(sub)
 		wg.Add(1)
 		go func() {
@@ -70,7 +78,6 @@ func drain(b *testing.B, svc *Service, t string, n int) {
 				clear(buf)
 			}
 		}()
-		b.Cleanup(func() { sub.close(nil); wg.Wait() })
 	}
 }
 

@@ -24,8 +24,10 @@ func TestSharedEncoding(t *testing.T) {
 		ev   *event
 		seq  uint64
 	}{
-		{"everything", &event{topic: "data:chat:created", at: time.Unix(1_900_000_000, 123456789), publisher: "admin", node: "n1",
-			msgID: "m-1", headers: map[string]string{"b": "2", "a": "1", "": "empty-key"}, payload: full}, 42},
+		{"everything", &event{
+			topic: "data:chat:created", at: time.Unix(1_900_000_000, 123456789), publisher: "admin", node: "n1",
+			msgID: "m-1", headers: map[string]string{"b": "2", "a": "1", "": "empty-key"}, payload: full,
+		}, 42},
 		{"minimal", &event{topic: "a", payload: &structpb.Struct{}}, 1},
 		{"zero time and no payload", &event{topic: "genome/working_set.page_fault", publisher: "peer:x"}, 7},
 		{"before 1970", &event{topic: "a", at: time.Unix(-5, 3), payload: &structpb.Struct{}}, 9},

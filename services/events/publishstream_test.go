@@ -96,8 +96,12 @@ func TestPublishStreamEndsAtTheFirstFailure(t *testing.T) {
 		code   codes.Code
 		reason string
 	}{
-		{"bad topic mid-batch", []*eventsv1.PublishStreamRequest{pubs("f1:a"), pubs("f1:a", "f1:a", "f1:*", "f1:a"), pubs("f1:a")},
-			[][]uint64{{1}, {2, 3}}, codes.InvalidArgument, "TOPIC_INVALID"},
+		{
+			"bad topic mid-batch",
+			[]*eventsv1.PublishStreamRequest{pubs("f1:a"), pubs("f1:a", "f1:a", "f1:*", "f1:a"), pubs("f1:a")},
+			[][]uint64{{1}, {2, 3}},
+			codes.InvalidArgument, "TOPIC_INVALID",
+		},
 		{"refused first", []*eventsv1.PublishStreamRequest{pubs("no:x", "f2:a")}, nil, codes.PermissionDenied, "FORBIDDEN_NO_PERMISSION"},
 		{"empty request", []*eventsv1.PublishStreamRequest{pubs("f3:a"), pubs()}, [][]uint64{{1}}, codes.InvalidArgument, "PUBLISH_BATCH_INVALID"},
 	}
