@@ -44,32 +44,10 @@ fi
 cd "$tmp/repo"
 
 step "continuum generate service widget --method Ping --method Echo"
-if grep -rqs 'generate\.RunCLI' cmd/continuum; then
-	generate=("$GO" run ./cmd/continuum generate)
-else
-	# Until the lead mounts the generator as `continuum generate`, run its
-	# RunCLI through a stand-in main (a "_" directory: ./... skips it).
-	echo "(cmd/continuum has no 'generate' command yet: using a stand-in main for internal/generate.RunCLI)"
-	mkdir -p _generate
-	cat >_generate/main.go <<-'EOF'
-		package main
-
-		import (
-			"fmt"
-			"os"
-
-			"github.com/continuum-mesh/continuum/internal/generate"
-		)
-
-		func main() {
-			if err := generate.RunCLI(os.Args[1:], os.Stdout); err != nil {
-				fmt.Fprintln(os.Stderr, "continuum generate:", err)
-				os.Exit(1)
-			}
-		}
-	EOF
-	generate=("$GO" run ./_generate)
-fi
+# Build the binary once, before the generator wires the new service in:
+# until `make generate` runs, the tree does not compile.
+"$GO" build -o "$tmp/continuum" ./cmd/continuum
+generate=("$tmp/continuum" generate)
 "${generate[@]}" service widget --method Ping --method Echo
 
 step "a second run is refused"
