@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := sweep.Config{
 		Seed: *seed, PerMethod: *perMethod, Match: *match, MaxRecvBytes: *maxRecv,
 		CallTimeout: *timeout, StreamWindow: *window, JSON: *jsonOut, Verbose: *verbose,
+	}
+	if _, err := regexp.Compile(*match); err != nil {
+		fmt.Fprintf(stderr, "badinput: --method: %v\n", err)
+		return 2
 	}
 	if *embedded && *addr != "" {
 		fmt.Fprintln(stderr, "badinput: --embedded and --addr exclude each other")

@@ -142,7 +142,11 @@ func (c *caller) send(ctx context.Context, m method, cs Case, payload []byte) re
 		m = *cs.via
 	}
 	if cs.rawHTTP2 {
-		r := rawHeaders(ctx, c.addr, c.tls, m.full, c.adminToken, cs.padHeader, payload, c.callTimeout)
+		timeout := c.callTimeout
+		if m.desc.IsStreamingServer() {
+			timeout = c.refusalTime()
+		}
+		r := rawHeaders(ctx, c.addr, c.tls, m.full, c.adminToken, cs.padHeader, payload, timeout, m.desc.IsStreamingServer())
 		return response{raw: &r}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
@@ -174,6 +178,12 @@ func (c *caller) send(ctx context.Context, m method, cs Case, payload []byte) re
 	return c.watch(ctx, cancel, stream, cs.expect.refused)
 }
 
+// refusalTime is how long a server stream that must be refused may stay
+// silent before it counts as open.
+func (c *caller) refusalTime() time.Duration {
+	return max(c.window, min(c.refusalWait, c.callTimeout/2))
+}
+
 // watch reads a server stream: its first error decides. A stream that
 // sent messages, or nothing at all, for the window without an error is
 // open (a valid subscription may stay open) and is cancelled. When the
@@ -201,7 +211,7 @@ func (c *caller) watch(ctx context.Context, cancel context.CancelFunc, stream gr
 	}()
 	wait := c.window
 	if mustRefuse {
-		wait = max(c.window, min(c.refusalWait, c.callTimeout/2))
+		wait = c.refusalTime()
 	}
 	window := time.NewTimer(c.window)
 	defer window.Stop()

@@ -146,17 +146,15 @@ func messageBytes(m func() *dynamicpb.Message) func() ([]byte, error) {
 // the wire, stream, identity and metadata cases on the richest base, and
 // the wrongly typed JSON params sent through the router's Dispatch.
 func buildCases(m method, seed *dynamicpb.Message, o caseOptions) []Case {
-	md := m.desc
-	in := md.Input()
-	bases := []struct {
+	type base struct {
 		name string
 		msg  *dynamicpb.Message
-	}{{"empty", dynamicpb.NewMessage(in)}}
+	}
+	md := m.desc
+	in := md.Input()
+	bases := []base{{"empty", dynamicpb.NewMessage(in)}}
 	if seed != nil {
-		bases = append(bases, struct {
-			name string
-			msg  *dynamicpb.Message
-		}{"seed", seed})
+		bases = append(bases, base{"seed", seed})
 	}
 	var out []Case
 	out = append(out, Case{Name: "empty request", Category: catEmpty, build: messageBytes(func() *dynamicpb.Message { return dynamicpb.NewMessage(in) })})

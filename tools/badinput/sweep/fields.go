@@ -34,7 +34,7 @@ type slot struct {
 	name string
 }
 
-// leafKind is the kind of the value a slot holds.
+// leaf is the last step of the path: the field that holds the value.
 func (s slot) leaf() step { return s.path[len(s.path)-1] }
 
 // leafField is the descriptor of the value the slot holds (the key or
