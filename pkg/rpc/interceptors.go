@@ -52,6 +52,7 @@ func Ungated(fullMethod string) bool {
 	switch {
 	case strings.HasPrefix(fullMethod, "/continuum.router.v1.RouterService/"),
 		fullMethod == "/continuum.events.v1.EventsService/Publish",
+		fullMethod == "/continuum.events.v1.EventsService/PublishStream",
 		fullMethod == "/continuum.events.v1.EventsService/Subscribe",
 		fullMethod == "/continuum.events.v1.EventsService/Unsubscribe":
 		return true

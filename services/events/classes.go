@@ -55,10 +55,10 @@ func newRegistry(cfg Config, log *slog.Logger, now func() time.Time, fanout func
 // load opens the classes recorded in the data directory, recovering their
 // durable streams.
 func (r *registry) load() error {
-	if r.cfg.DataDir == "" {
+	if r.cfg.dir() == "" {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(r.cfg.DataDir, classesFile))
+	b, err := os.ReadFile(filepath.Join(r.cfg.dir(), classesFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -67,7 +67,7 @@ func (r *registry) load() error {
 	}
 	var list eventsv1.ListClassesResponse
 	if err := protojson.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("load classes %s: %w", filepath.Join(r.cfg.DataDir, classesFile), err)
+		return fmt.Errorf("load classes %s: %w", filepath.Join(r.cfg.dir(), classesFile), err)
 	}
 	for _, c := range list.GetClasses() {
 		norm, err := normalizeClass(c, true)
@@ -141,7 +141,7 @@ func normalizeClass(c *eventsv1.EventClass, withDisk bool) (*eventsv1.EventClass
 // declare registers a class. It reports false when an identical class
 // already existed.
 func (r *registry) declare(c *eventsv1.EventClass) (*eventsv1.EventClass, bool, error) {
-	norm, err := normalizeClass(c, r.cfg.DataDir != "")
+	norm, err := normalizeClass(c, r.cfg.dir() != "")
 	if err != nil {
 		return nil, false, err
 	}
@@ -165,13 +165,13 @@ func (r *registry) declare(c *eventsv1.EventClass) (*eventsv1.EventClass, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	if r.cfg.DataDir != "" {
+	if r.cfg.dir() != "" {
 		list := r.list()
 		list = append(list, norm)
 		slices.SortFunc(list, func(a, b *eventsv1.EventClass) int { return strings.Compare(a.GetName(), b.GetName()) })
 		b, err := protojson.MarshalOptions{Multiline: true}.Marshal(&eventsv1.ListClassesResponse{Classes: list})
 		if err == nil {
-			err = replaceFileSync(filepath.Join(r.cfg.DataDir, classesFile), b)
+			err = replaceFileSync(filepath.Join(r.cfg.dir(), classesFile), b)
 		}
 		if err != nil {
 			_ = st.close()
@@ -210,7 +210,7 @@ func (r *registry) openStream(c *eventsv1.EventClass) (*stream, error) {
 	}
 	o.ringSize = int(min(uint64(r.cfg.DurableCache), maxEvents))
 	sum := sha256.Sum256([]byte(c.GetName()))
-	dir := filepath.Join(r.cfg.DataDir, "streams", hex.EncodeToString(sum[:16]))
+	dir := filepath.Join(r.cfg.dir(), "streams", hex.EncodeToString(sum[:16]))
 	store, err := openLog(dir, c.GetName(), logOptions{
 		segmentBytes: r.cfg.SegmentBytes,
 		rollEvents:   int(max(min(maxEvents/4, math.MaxInt32), 64)),

@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -12,9 +13,10 @@ type Config struct {
 	// Node is this node's name, stamped on every delivery as publisher_node.
 	// Required.
 	Node string
-	// DataDir holds the durable streams and the class registry
-	// (conventionally <data>/events). Empty runs without a disk: classes
-	// live in memory and durable classes are refused (DURABLE_UNAVAILABLE).
+	// DataDir is the node's data directory; the service keeps the class
+	// registry and the durable streams in <DataDir>/events. Empty runs
+	// without a disk: classes live in memory and durable classes are
+	// refused (DURABLE_UNAVAILABLE).
 	DataDir string
 
 	// DedupWindow is how long a msg_id is remembered per stream; default 2m.
@@ -65,6 +67,17 @@ type Config struct {
 	// GateCacheTTL is how long a wildcard subscription remembers the gate's
 	// verdict for one concrete topic; default 10s.
 	GateCacheTTL time.Duration
+}
+
+// dirName is the service's folder under DataDir.
+const dirName = "events"
+
+// dir is where the service keeps its files, or "" without a disk.
+func (c *Config) dir() string {
+	if c.DataDir == "" {
+		return ""
+	}
+	return filepath.Join(c.DataDir, dirName)
 }
 
 func (c *Config) withDefaults() (Config, error) {

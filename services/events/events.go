@@ -7,7 +7,7 @@
 // most specific class covering its topic (a class named x covers x and
 // x:>; an artifact-key class covers exactly its key), or the topic's own
 // stream when no class covers it. A durable class's stream is an
-// append-only segment log in Config.DataDir, synced (group commit) before a
+// append-only segment log under Config.DataDir, synced (group commit) before a
 // publish is acknowledged or delivered, so a subscriber that resumes after a
 // restart with start_after_sequence gets every acknowledged event exactly
 // once by sequence. Other streams keep a bounded window in memory.
@@ -105,11 +105,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		unlock: func() error { return nil },
 	}
 	s.reg = newRegistry(cfg, deps.Logger, deps.Now, s.index.offer)
-	if cfg.DataDir != "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if dir := cfg.dir(); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("events: %w", err)
 		}
-		unlock, err := lockDir(cfg.DataDir)
+		unlock, err := lockDir(dir)
 		if err != nil {
 			return nil, fmt.Errorf("events: %w", err)
 		}

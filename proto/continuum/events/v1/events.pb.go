@@ -1284,11 +1284,14 @@ func (x *Delivery) GetMsgId() string {
 type Lag struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
-	// How many events this subscription did not get.
+	// How many events this subscription did not get: queue overflow drops,
+	// or, at the start of a replay, how many events of the stream retention
+	// had already dropped (matching the selector or not).
 	Missed uint64 `protobuf:"varint,2,opt,name=missed,proto3" json:"missed,omitempty"`
 	// Resubscribe with start_after_sequence = this (and a selector for the
 	// stream) to recover what is still retained: the stream sequence just
-	// before the first missed event.
+	// before the first missed event (after a queue overflow) or just before
+	// the oldest event still retained (after retention).
 	ResumeAfterSequence uint64 `protobuf:"varint,3,opt,name=resume_after_sequence,json=resumeAfterSequence,proto3" json:"resume_after_sequence,omitempty"`
 	// The topic of the first missed event.
 	Topic string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`

@@ -48,11 +48,13 @@ type EventsServiceClient interface {
 	// survive a restart. Redeclaring an identical class is a no-op (created is
 	// false); a different declaration of the same name is refused.
 	// Errors: INVALID_ARGUMENT (CLASS_EMPTY_NAME, CLASS_INVALID_NAME,
-	// CLASS_EMPTY_SCHEMA_VERSION, CLASS_BROADCAST_WITHOUT_CHANNEL,
-	// CLASS_CHANNEL_WITHOUT_BROADCAST, CLASS_CHANNEL_INVALID,
+	// CLASS_EMPTY_SCHEMA_VERSION, CLASS_INVALID_SCHEMA_VERSION,
+	// CLASS_BROADCAST_WITHOUT_CHANNEL, CLASS_CHANNEL_WITHOUT_BROADCAST,
+	// CLASS_CHANNEL_INVALID, CLASS_SCHEMA_POLICY_INVALID,
 	// CLASS_RETENTION_INVALID), ALREADY_EXISTS (CLASS_CONFLICT),
-	// RESOURCE_EXHAUSTED (CLASS_LIMIT), UNAVAILABLE (SHUTTING_DOWN,
-	// STORE_FAILED). Idempotent: yes.
+	// FAILED_PRECONDITION (DURABLE_UNAVAILABLE: a node without a data
+	// directory), RESOURCE_EXHAUSTED (CLASS_LIMIT), UNAVAILABLE
+	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: yes.
 	DeclareClass(ctx context.Context, in *DeclareClassRequest, opts ...grpc.CallOption) (*DeclareClassResponse, error)
 	// GetClass returns one class. Errors: NOT_FOUND (CLASS_UNKNOWN).
 	// Idempotent: yes.
@@ -77,7 +79,8 @@ type EventsServiceClient interface {
 	// duplicate=true, without a second delivery. Gated on
 	// events/<topic>/publish with the caller.
 	// Errors: INVALID_ARGUMENT (TOPIC_INVALID, SCHEMA_UNKNOWN, HEADER_INVALID,
-	// MSG_ID_INVALID, EVENT_TOO_LARGE), PERMISSION_DENIED (FORBIDDEN_*) /
+	// MSG_ID_INVALID, EVENT_TOO_LARGE, PAYLOAD_INVALID), PERMISSION_DENIED
+	// (FORBIDDEN_*) /
 	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
 	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
@@ -105,8 +108,8 @@ type EventsServiceClient interface {
 	// Unsubscribe); draining the node ends it with UNAVAILABLE SHUTTING_DOWN.
 	// Errors: INVALID_ARGUMENT (SELECTOR_MISSING, PATTERN_INVALID,
 	// ARTIFACT_INVALID, FILTER_INVALID, START_CONFLICT, START_AMBIGUOUS,
-	// QUEUE_TOO_LARGE, BATCH_TOO_LARGE), OUT_OF_RANGE (START_BEYOND_END), PERMISSION_DENIED /
-	// FAILED_PRECONDITION from the gate, RESOURCE_EXHAUSTED
+	// QUEUE_TOO_LARGE, BATCH_TOO_LARGE), OUT_OF_RANGE (START_BEYOND_END),
+	// PERMISSION_DENIED / FAILED_PRECONDITION from the gate, RESOURCE_EXHAUSTED
 	// (SUBSCRIPTION_LIMIT), DATA_LOSS (STORE_CORRUPT) during replay,
 	// UNAVAILABLE (SHUTTING_DOWN). Idempotent: no.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
@@ -247,11 +250,13 @@ type EventsServiceServer interface {
 	// survive a restart. Redeclaring an identical class is a no-op (created is
 	// false); a different declaration of the same name is refused.
 	// Errors: INVALID_ARGUMENT (CLASS_EMPTY_NAME, CLASS_INVALID_NAME,
-	// CLASS_EMPTY_SCHEMA_VERSION, CLASS_BROADCAST_WITHOUT_CHANNEL,
-	// CLASS_CHANNEL_WITHOUT_BROADCAST, CLASS_CHANNEL_INVALID,
+	// CLASS_EMPTY_SCHEMA_VERSION, CLASS_INVALID_SCHEMA_VERSION,
+	// CLASS_BROADCAST_WITHOUT_CHANNEL, CLASS_CHANNEL_WITHOUT_BROADCAST,
+	// CLASS_CHANNEL_INVALID, CLASS_SCHEMA_POLICY_INVALID,
 	// CLASS_RETENTION_INVALID), ALREADY_EXISTS (CLASS_CONFLICT),
-	// RESOURCE_EXHAUSTED (CLASS_LIMIT), UNAVAILABLE (SHUTTING_DOWN,
-	// STORE_FAILED). Idempotent: yes.
+	// FAILED_PRECONDITION (DURABLE_UNAVAILABLE: a node without a data
+	// directory), RESOURCE_EXHAUSTED (CLASS_LIMIT), UNAVAILABLE
+	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: yes.
 	DeclareClass(context.Context, *DeclareClassRequest) (*DeclareClassResponse, error)
 	// GetClass returns one class. Errors: NOT_FOUND (CLASS_UNKNOWN).
 	// Idempotent: yes.
@@ -276,7 +281,8 @@ type EventsServiceServer interface {
 	// duplicate=true, without a second delivery. Gated on
 	// events/<topic>/publish with the caller.
 	// Errors: INVALID_ARGUMENT (TOPIC_INVALID, SCHEMA_UNKNOWN, HEADER_INVALID,
-	// MSG_ID_INVALID, EVENT_TOO_LARGE), PERMISSION_DENIED (FORBIDDEN_*) /
+	// MSG_ID_INVALID, EVENT_TOO_LARGE, PAYLOAD_INVALID), PERMISSION_DENIED
+	// (FORBIDDEN_*) /
 	// FAILED_PRECONDITION (DEFERRED_*) from the gate, UNAVAILABLE
 	// (SHUTTING_DOWN, STORE_FAILED). Idempotent: with msg_id, yes.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
@@ -304,8 +310,8 @@ type EventsServiceServer interface {
 	// Unsubscribe); draining the node ends it with UNAVAILABLE SHUTTING_DOWN.
 	// Errors: INVALID_ARGUMENT (SELECTOR_MISSING, PATTERN_INVALID,
 	// ARTIFACT_INVALID, FILTER_INVALID, START_CONFLICT, START_AMBIGUOUS,
-	// QUEUE_TOO_LARGE, BATCH_TOO_LARGE), OUT_OF_RANGE (START_BEYOND_END), PERMISSION_DENIED /
-	// FAILED_PRECONDITION from the gate, RESOURCE_EXHAUSTED
+	// QUEUE_TOO_LARGE, BATCH_TOO_LARGE), OUT_OF_RANGE (START_BEYOND_END),
+	// PERMISSION_DENIED / FAILED_PRECONDITION from the gate, RESOURCE_EXHAUSTED
 	// (SUBSCRIPTION_LIMIT), DATA_LOSS (STORE_CORRUPT) during replay,
 	// UNAVAILABLE (SHUTTING_DOWN). Idempotent: no.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
