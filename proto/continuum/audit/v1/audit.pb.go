@@ -10,6 +10,7 @@
 package auditv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -975,7 +976,7 @@ var File_continuum_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_continuum_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1econtinuum/audit/v1/audit.proto\x12\x12continuum.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\"e\n" +
+	"\x1econtinuum/audit/v1/audit.proto\x12\x12continuum.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"e\n" +
 	"\x06Source\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12'\n" +
 	"\x0fstream_sequence\x18\x02 \x01(\x04R\x0estreamSequence\x12\x1c\n" +
@@ -1033,16 +1034,16 @@ const file_continuum_audit_v1_audit_proto_rawDesc = "" +
 	"\x10PublicKeyRequest\"N\n" +
 	"\x11PublicKeyResponse\x12!\n" +
 	"\fverifier_key\x18\x01 \x01(\tR\vverifierKey\x12\x16\n" +
-	"\x06origin\x18\x02 \x01(\tR\x06origin2\x8c\x05\n" +
-	"\fAuditService\x12O\n" +
-	"\x06Append\x12!.continuum.audit.v1.AppendRequest\x1a\".continuum.audit.v1.AppendResponse\x12O\n" +
-	"\x06Verify\x12!.continuum.audit.v1.VerifyRequest\x1a\".continuum.audit.v1.VerifyResponse\x12K\n" +
-	"\x04Read\x12\x1f.continuum.audit.v1.ReadRequest\x1a .continuum.audit.v1.ReadResponse0\x01\x12[\n" +
+	"\x06origin\x18\x02 \x01(\tR\x06origin2\xe7\x06\n" +
+	"\fAuditService\x12m\n" +
+	"\x06Append\x12!.continuum.audit.v1.AppendRequest\x1a\".continuum.audit.v1.AppendResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/audit/entries\x12i\n" +
+	"\x06Verify\x12!.continuum.audit.v1.VerifyRequest\x1a\".continuum.audit.v1.VerifyResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/verify\x12f\n" +
+	"\x04Read\x12\x1f.continuum.audit.v1.ReadRequest\x1a .continuum.audit.v1.ReadResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/entries0\x01\x12y\n" +
 	"\n" +
-	"Checkpoint\x12%.continuum.audit.v1.CheckpointRequest\x1a&.continuum.audit.v1.CheckpointResponse\x12g\n" +
-	"\x0eInclusionProof\x12).continuum.audit.v1.InclusionProofRequest\x1a*.continuum.audit.v1.InclusionProofResponse\x12m\n" +
-	"\x10ConsistencyProof\x12+.continuum.audit.v1.ConsistencyProofRequest\x1a,.continuum.audit.v1.ConsistencyProofResponse\x12X\n" +
-	"\tPublicKey\x12$.continuum.audit.v1.PublicKeyRequest\x1a%.continuum.audit.v1.PublicKeyResponseBFZDgithub.com/continuum-mesh/continuum/proto/continuum/audit/v1;auditv1b\x06proto3"
+	"Checkpoint\x12%.continuum.audit.v1.CheckpointRequest\x1a&.continuum.audit.v1.CheckpointResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/checkpoint\x12\x8b\x01\n" +
+	"\x0eInclusionProof\x12).continuum.audit.v1.InclusionProofRequest\x1a*.continuum.audit.v1.InclusionProofResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/audit/proofs/inclusion\x12\x93\x01\n" +
+	"\x10ConsistencyProof\x12+.continuum.audit.v1.ConsistencyProofRequest\x1a,.continuum.audit.v1.ConsistencyProofResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/audit/proofs/consistency\x12v\n" +
+	"\tPublicKey\x12$.continuum.audit.v1.PublicKeyRequest\x1a%.continuum.audit.v1.PublicKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/public-keyBFZDgithub.com/continuum-mesh/continuum/proto/continuum/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_continuum_audit_v1_audit_proto_rawDescOnce sync.Once

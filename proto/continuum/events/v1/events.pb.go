@@ -10,6 +10,7 @@
 package eventsv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1816,7 +1817,7 @@ var File_continuum_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	" continuum/events/v1/events.proto\x12\x13continuum.events.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
+	" continuum/events/v1/events.proto\x12\x13continuum.events.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
 	"\n" +
 	"EventClass\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
@@ -1945,17 +1946,17 @@ const file_continuum_events_v1_events_proto_rawDesc = "" +
 	"\rArtifactMatch\x12\x1e\n" +
 	"\x1aARTIFACT_MATCH_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ARTIFACT_MATCH_EXACT\x10\x01\x12\x19\n" +
-	"\x15ARTIFACT_MATCH_PREFIX\x10\x022\x90\a\n" +
-	"\rEventsService\x12c\n" +
-	"\fDeclareClass\x12(.continuum.events.v1.DeclareClassRequest\x1a).continuum.events.v1.DeclareClassResponse\x12W\n" +
-	"\bGetClass\x12$.continuum.events.v1.GetClassRequest\x1a%.continuum.events.v1.GetClassResponse\x12`\n" +
-	"\vListClasses\x12'.continuum.events.v1.ListClassesRequest\x1a(.continuum.events.v1.ListClassesResponse\x12i\n" +
-	"\x0eResolveChannel\x12*.continuum.events.v1.ResolveChannelRequest\x1a+.continuum.events.v1.ResolveChannelResponse\x12T\n" +
-	"\aPublish\x12#.continuum.events.v1.PublishRequest\x1a$.continuum.events.v1.PublishResponse\x12j\n" +
-	"\rPublishStream\x12).continuum.events.v1.PublishStreamRequest\x1a*.continuum.events.v1.PublishStreamResponse(\x010\x01\x12\\\n" +
-	"\tSubscribe\x12%.continuum.events.v1.SubscribeRequest\x1a&.continuum.events.v1.SubscribeResponse0\x01\x12`\n" +
-	"\vUnsubscribe\x12'.continuum.events.v1.UnsubscribeRequest\x1a(.continuum.events.v1.UnsubscribeResponse\x12r\n" +
-	"\x11ListSubscriptions\x12-.continuum.events.v1.ListSubscriptionsRequest\x1a..continuum.events.v1.ListSubscriptionsResponseBHZFgithub.com/continuum-mesh/continuum/proto/continuum/events/v1;eventsv1b\x06proto3"
+	"\x15ARTIFACT_MATCH_PREFIX\x10\x022\x9b\t\n" +
+	"\rEventsService\x12\x82\x01\n" +
+	"\fDeclareClass\x12(.continuum.events.v1.DeclareClassRequest\x1a).continuum.events.v1.DeclareClassResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/events/classes\x12q\n" +
+	"\bGetClass\x12$.continuum.events.v1.GetClassRequest\x1a%.continuum.events.v1.GetClassResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/events/class\x12|\n" +
+	"\vListClasses\x12'.continuum.events.v1.ListClassesRequest\x1a(.continuum.events.v1.ListClassesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/events/classes\x12\x85\x01\n" +
+	"\x0eResolveChannel\x12*.continuum.events.v1.ResolveChannelRequest\x1a+.continuum.events.v1.ResolveChannelResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/events/channel\x12s\n" +
+	"\aPublish\x12#.continuum.events.v1.PublishRequest\x1a$.continuum.events.v1.PublishResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/events/publish\x12j\n" +
+	"\rPublishStream\x12).continuum.events.v1.PublishStreamRequest\x1a*.continuum.events.v1.PublishStreamResponse(\x010\x01\x12}\n" +
+	"\tSubscribe\x12%.continuum.events.v1.SubscribeRequest\x1a&.continuum.events.v1.SubscribeResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/events/subscribe0\x01\x12\x94\x01\n" +
+	"\vUnsubscribe\x12'.continuum.events.v1.UnsubscribeRequest\x1a(.continuum.events.v1.UnsubscribeResponse\"2\x82\xd3\xe4\x93\x02,**/v1/events/subscriptions/{subscription_id}\x12\x94\x01\n" +
+	"\x11ListSubscriptions\x12-.continuum.events.v1.ListSubscriptionsRequest\x1a..continuum.events.v1.ListSubscriptionsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/events/subscriptionsBHZFgithub.com/continuum-mesh/continuum/proto/continuum/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_continuum_events_v1_events_proto_rawDescOnce sync.Once

@@ -10,6 +10,7 @@
 package genomev1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -2160,7 +2161,7 @@ var File_continuum_genome_v1_genome_proto protoreflect.FileDescriptor
 
 const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\n" +
-	" continuum/genome/v1/genome.proto\x12\x13continuum.genome.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n" +
+	" continuum/genome/v1/genome.proto\x12\x13continuum.genome.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n" +
 	"\aPageRef\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.continuum.genome.v1.PageKindR\x04kind\x12\x1f\n" +
 	"\vartifact_id\x18\x02 \x01(\tR\n" +
@@ -2330,20 +2331,21 @@ const file_continuum_genome_v1_genome_proto_rawDesc = "" +
 	"\x15PAGE_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPAGE_KIND_WHOLE\x10\x01\x12\x14\n" +
 	"\x10PAGE_KIND_EXPERT\x10\x02\x12\x18\n" +
-	"\x14PAGE_KIND_BYTE_RANGE\x10\x032\xfb\a\n" +
-	"\rGenomeService\x12b\n" +
-	"\vPutArtifact\x12'.continuum.genome.v1.PutArtifactRequest\x1a(.continuum.genome.v1.PutArtifactResponse(\x01\x12l\n" +
-	"\x0fRegisterPersona\x12+.continuum.genome.v1.RegisterPersonaRequest\x1a,.continuum.genome.v1.RegisterPersonaResponse\x12r\n" +
-	"\x11RegisterPageOwner\x12-.continuum.genome.v1.RegisterPageOwnerRequest\x1a..continuum.genome.v1.RegisterPageOwnerResponse\x12Q\n" +
-	"\x06PageIn\x12\".continuum.genome.v1.PageInRequest\x1a#.continuum.genome.v1.PageInResponse\x12Y\n" +
-	"\bReadPage\x12$.continuum.genome.v1.ReadPageRequest\x1a%.continuum.genome.v1.ReadPageResponse0\x01\x12T\n" +
-	"\aPageOut\x12#.continuum.genome.v1.PageOutRequest\x1a$.continuum.genome.v1.PageOutResponse\x12H\n" +
-	"\x03Pin\x12\x1f.continuum.genome.v1.PinRequest\x1a .continuum.genome.v1.PinResponse\x12N\n" +
-	"\x05Unpin\x12!.continuum.genome.v1.UnpinRequest\x1a\".continuum.genome.v1.UnpinResponse\x12]\n" +
+	"\x14PAGE_KIND_BYTE_RANGE\x10\x032\xc2\n" +
 	"\n" +
-	"WorkingSet\x12&.continuum.genome.v1.WorkingSetRequest\x1a'.continuum.genome.v1.WorkingSetResponse\x12N\n" +
-	"\x05Tiers\x12!.continuum.genome.v1.TiersRequest\x1a\".continuum.genome.v1.TiersResponse\x12W\n" +
-	"\bPrefetch\x12$.continuum.genome.v1.PrefetchRequest\x1a%.continuum.genome.v1.PrefetchResponseBHZFgithub.com/continuum-mesh/continuum/proto/continuum/genome/v1;genomev1b\x06proto3"
+	"\rGenomeService\x12b\n" +
+	"\vPutArtifact\x12'.continuum.genome.v1.PutArtifactRequest\x1a(.continuum.genome.v1.PutArtifactResponse(\x01\x12\x94\x01\n" +
+	"\x0fRegisterPersona\x12+.continuum.genome.v1.RegisterPersonaRequest\x1a,.continuum.genome.v1.RegisterPersonaResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/genome/register-persona\x12\x9d\x01\n" +
+	"\x11RegisterPageOwner\x12-.continuum.genome.v1.RegisterPageOwnerRequest\x1a..continuum.genome.v1.RegisterPageOwnerResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/genome/register-page-owner\x12p\n" +
+	"\x06PageIn\x12\".continuum.genome.v1.PageInRequest\x1a#.continuum.genome.v1.PageInResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/genome/page-in\x12z\n" +
+	"\bReadPage\x12$.continuum.genome.v1.ReadPageRequest\x1a%.continuum.genome.v1.ReadPageResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/genome/read-page0\x01\x12t\n" +
+	"\aPageOut\x12#.continuum.genome.v1.PageOutRequest\x1a$.continuum.genome.v1.PageOutResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/genome/page-out\x12c\n" +
+	"\x03Pin\x12\x1f.continuum.genome.v1.PinRequest\x1a .continuum.genome.v1.PinResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/genome/pin\x12k\n" +
+	"\x05Unpin\x12!.continuum.genome.v1.UnpinRequest\x1a\".continuum.genome.v1.UnpinResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/genome/unpin\x12}\n" +
+	"\n" +
+	"WorkingSet\x12&.continuum.genome.v1.WorkingSetRequest\x1a'.continuum.genome.v1.WorkingSetResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/genome/working-set\x12h\n" +
+	"\x05Tiers\x12!.continuum.genome.v1.TiersRequest\x1a\".continuum.genome.v1.TiersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/genome/tiers\x12w\n" +
+	"\bPrefetch\x12$.continuum.genome.v1.PrefetchRequest\x1a%.continuum.genome.v1.PrefetchResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/genome/prefetchBHZFgithub.com/continuum-mesh/continuum/proto/continuum/genome/v1;genomev1b\x06proto3"
 
 var (
 	file_continuum_genome_v1_genome_proto_rawDescOnce sync.Once

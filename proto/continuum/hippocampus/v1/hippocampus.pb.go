@@ -11,6 +11,7 @@ package hippocampusv1
 
 import (
 	_ "github.com/continuum-mesh/continuum/proto/continuum/options/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -2056,7 +2057,7 @@ var File_continuum_hippocampus_v1_hippocampus_proto protoreflect.FileDescriptor
 
 const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\n" +
-	"*continuum/hippocampus/v1/hippocampus.proto\x12\x18continuum.hippocampus.v1\x1a\"continuum/options/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n" +
+	"*continuum/hippocampus/v1/hippocampus.proto\x12\x18continuum.hippocampus.v1\x1a\"continuum/options/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n" +
 	"\x06Engram\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x1a\n" +
@@ -2223,17 +2224,17 @@ const file_continuum_hippocampus_v1_hippocampus_proto_rawDesc = "" +
 	"\x0eCADENCE_FASTER\x10\x01\x12\x10\n" +
 	"\fCADENCE_HOLD\x10\x02\x12\x12\n" +
 	"\x0eCADENCE_SLOWER\x10\x03\x12\x11\n" +
-	"\rCADENCE_SLEEP\x10\x042\xd1\b\n" +
-	"\x12HippocampusService\x12a\n" +
-	"\bRemember\x12).continuum.hippocampus.v1.RememberRequest\x1a*.continuum.hippocampus.v1.RememberResponse\x12U\n" +
-	"\x04Link\x12%.continuum.hippocampus.v1.LinkRequest\x1a&.continuum.hippocampus.v1.LinkResponse\x12^\n" +
-	"\aConsume\x12(.continuum.hippocampus.v1.ConsumeRequest\x1a).continuum.hippocampus.v1.ConsumeResponse\x12U\n" +
-	"\x04Peek\x12%.continuum.hippocampus.v1.PeekRequest\x1a&.continuum.hippocampus.v1.PeekResponse\x12[\n" +
-	"\x06Recall\x12'.continuum.hippocampus.v1.RecallRequest\x1a(.continuum.hippocampus.v1.RecallResponse\x12[\n" +
-	"\x06Forget\x12'.continuum.hippocampus.v1.ForgetRequest\x1a(.continuum.hippocampus.v1.ForgetResponse\x12[\n" +
-	"\x06Signal\x12'.continuum.hippocampus.v1.SignalRequest\x1a(.continuum.hippocampus.v1.SignalResponse\x12f\n" +
-	"\tTelemetry\x12*.continuum.hippocampus.v1.TelemetryRequest\x1a+.continuum.hippocampus.v1.TelemetryResponse0\x01\x12X\n" +
-	"\x05Stats\x12&.continuum.hippocampus.v1.StatsRequest\x1a'.continuum.hippocampus.v1.StatsResponse\x12r\n" +
+	"\rCADENCE_SLEEP\x10\x042\x87\v\n" +
+	"\x12HippocampusService\x12\x86\x01\n" +
+	"\bRemember\x12).continuum.hippocampus.v1.RememberRequest\x1a*.continuum.hippocampus.v1.RememberResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/hippocampus/remember\x12v\n" +
+	"\x04Link\x12%.continuum.hippocampus.v1.LinkRequest\x1a&.continuum.hippocampus.v1.LinkResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/hippocampus/link\x12\x82\x01\n" +
+	"\aConsume\x12(.continuum.hippocampus.v1.ConsumeRequest\x1a).continuum.hippocampus.v1.ConsumeResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/hippocampus/consume\x12s\n" +
+	"\x04Peek\x12%.continuum.hippocampus.v1.PeekRequest\x1a&.continuum.hippocampus.v1.PeekResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/hippocampus/peek\x12~\n" +
+	"\x06Recall\x12'.continuum.hippocampus.v1.RecallRequest\x1a(.continuum.hippocampus.v1.RecallResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/hippocampus/recall\x12~\n" +
+	"\x06Forget\x12'.continuum.hippocampus.v1.ForgetRequest\x1a(.continuum.hippocampus.v1.ForgetResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/hippocampus/forget\x12~\n" +
+	"\x06Signal\x12'.continuum.hippocampus.v1.SignalRequest\x1a(.continuum.hippocampus.v1.SignalResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/hippocampus/signal\x12\x89\x01\n" +
+	"\tTelemetry\x12*.continuum.hippocampus.v1.TelemetryRequest\x1a+.continuum.hippocampus.v1.TelemetryResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/hippocampus/telemetry0\x01\x12w\n" +
+	"\x05Stats\x12&.continuum.hippocampus.v1.StatsRequest\x1a'.continuum.hippocampus.v1.StatsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/hippocampus/stats\x12r\n" +
 	"\rImportPersona\x12..continuum.hippocampus.v1.ImportPersonaRequest\x1a/.continuum.hippocampus.v1.ImportPersonaResponse(\x01\x12p\n" +
 	"\rExportPersona\x12..continuum.hippocampus.v1.ExportPersonaRequest\x1a/.continuum.hippocampus.v1.ExportPersonaResponse\x1a\v\xca\xf3\x18\apersonaBRZPgithub.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1;hippocampusv1b\x06proto3"
 
