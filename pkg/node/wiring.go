@@ -64,7 +64,7 @@ func (n *Node) wire() error {
 			}
 			svc.Register(n.server)
 		case "debug":
-			svc, err := debug.New(debug.Config{}, debug.Deps{Probes: n.tel.Probes, Level: cfg.Level, Logger: n.log, Now: time.Now})
+			svc, err := debug.New(debug.Config{}, debug.Deps{Probes: n.tel.Probes, Level: cfg.Level, Logger: n.log, Now: time.Now, Admins: n.tokens})
 			if err != nil {
 				return err
 			}

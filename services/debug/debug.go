@@ -32,6 +32,8 @@ type Deps struct {
 	Level  *slog.LevelVar
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Admins may read runtime stats; nil refuses everyone.
+	Admins Admins
 }
 
 // Service implements DebugService.

@@ -412,6 +412,161 @@ func (x *GetLogLevelResponse) GetLevel() string {
 	return ""
 }
 
+type GetRuntimeStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRuntimeStatsRequest) Reset() {
+	*x = GetRuntimeStatsRequest{}
+	mi := &file_continuum_debug_v1_debug_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRuntimeStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRuntimeStatsRequest) ProtoMessage() {}
+
+func (x *GetRuntimeStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_debug_v1_debug_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRuntimeStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetRuntimeStatsRequest) Descriptor() ([]byte, []int) {
+	return file_continuum_debug_v1_debug_proto_rawDescGZIP(), []int{7}
+}
+
+// GetRuntimeStatsResponse is a snapshot of the Go runtime after a GC.
+type GetRuntimeStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// runtime.NumGoroutine.
+	Goroutines uint64 `protobuf:"varint,1,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	// Bytes of live heap objects after the collection (MemStats.HeapAlloc).
+	HeapAllocBytes uint64 `protobuf:"varint,2,opt,name=heap_alloc_bytes,json=heapAllocBytes,proto3" json:"heap_alloc_bytes,omitempty"`
+	// Bytes in in-use heap spans (MemStats.HeapInuse).
+	HeapInuseBytes uint64 `protobuf:"varint,3,opt,name=heap_inuse_bytes,json=heapInuseBytes,proto3" json:"heap_inuse_bytes,omitempty"`
+	// Live heap objects (MemStats.HeapObjects).
+	HeapObjects uint64 `protobuf:"varint,4,opt,name=heap_objects,json=heapObjects,proto3" json:"heap_objects,omitempty"`
+	// Bytes of stack spans in use (MemStats.StackInuse).
+	StackInuseBytes uint64 `protobuf:"varint,5,opt,name=stack_inuse_bytes,json=stackInuseBytes,proto3" json:"stack_inuse_bytes,omitempty"`
+	// Bytes obtained from the OS (MemStats.Sys).
+	SysBytes uint64 `protobuf:"varint,6,opt,name=sys_bytes,json=sysBytes,proto3" json:"sys_bytes,omitempty"`
+	// Completed GC cycles (MemStats.NumGC).
+	NumGc uint64 `protobuf:"varint,7,opt,name=num_gc,json=numGc,proto3" json:"num_gc,omitempty"`
+	// Open file descriptors of the process; 0 where the platform does not
+	// tell (only Linux's /proc/self/fd is read).
+	OpenFds uint64 `protobuf:"varint,8,opt,name=open_fds,json=openFds,proto3" json:"open_fds,omitempty"`
+	// When the snapshot was taken.
+	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRuntimeStatsResponse) Reset() {
+	*x = GetRuntimeStatsResponse{}
+	mi := &file_continuum_debug_v1_debug_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRuntimeStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRuntimeStatsResponse) ProtoMessage() {}
+
+func (x *GetRuntimeStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_debug_v1_debug_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRuntimeStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetRuntimeStatsResponse) Descriptor() ([]byte, []int) {
+	return file_continuum_debug_v1_debug_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetRuntimeStatsResponse) GetGoroutines() uint64 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetHeapAllocBytes() uint64 {
+	if x != nil {
+		return x.HeapAllocBytes
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetHeapInuseBytes() uint64 {
+	if x != nil {
+		return x.HeapInuseBytes
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetHeapObjects() uint64 {
+	if x != nil {
+		return x.HeapObjects
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetStackInuseBytes() uint64 {
+	if x != nil {
+		return x.StackInuseBytes
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetSysBytes() uint64 {
+	if x != nil {
+		return x.SysBytes
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetNumGc() uint64 {
+	if x != nil {
+		return x.NumGc
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetOpenFds() uint64 {
+	if x != nil {
+		return x.OpenFds
+	}
+	return 0
+}
+
+func (x *GetRuntimeStatsResponse) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_continuum_debug_v1_debug_proto protoreflect.FileDescriptor
 
 const file_continuum_debug_v1_debug_proto_rawDesc = "" +
@@ -445,11 +600,25 @@ const file_continuum_debug_v1_debug_proto_rawDesc = "" +
 	"\x05level\x18\x02 \x01(\tR\x05level\"\x14\n" +
 	"\x12GetLogLevelRequest\"+\n" +
 	"\x13GetLogLevelResponse\x12\x14\n" +
-	"\x05level\x18\x01 \x01(\tR\x05level2\x8a\x03\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\"\x18\n" +
+	"\x16GetRuntimeStatsRequest\"\xd7\x02\n" +
+	"\x17GetRuntimeStatsResponse\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\x01 \x01(\x04R\n" +
+	"goroutines\x12(\n" +
+	"\x10heap_alloc_bytes\x18\x02 \x01(\x04R\x0eheapAllocBytes\x12(\n" +
+	"\x10heap_inuse_bytes\x18\x03 \x01(\x04R\x0eheapInuseBytes\x12!\n" +
+	"\fheap_objects\x18\x04 \x01(\x04R\vheapObjects\x12*\n" +
+	"\x11stack_inuse_bytes\x18\x05 \x01(\x04R\x0fstackInuseBytes\x12\x1b\n" +
+	"\tsys_bytes\x18\x06 \x01(\x04R\bsysBytes\x12\x15\n" +
+	"\x06num_gc\x18\a \x01(\x04R\x05numGc\x12\x19\n" +
+	"\bopen_fds\x18\b \x01(\x04R\aopenFds\x12*\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at2\x98\x04\n" +
 	"\fDebugService\x12}\n" +
 	"\fStreamProbes\x12'.continuum.debug.v1.StreamProbesRequest\x1a(.continuum.debug.v1.StreamProbesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/debug/probes0\x01\x12~\n" +
 	"\vSetLogLevel\x12&.continuum.debug.v1.SetLogLevelRequest\x1a'.continuum.debug.v1.SetLogLevelResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\x1a\x13/v1/debug/log-level\x12{\n" +
-	"\vGetLogLevel\x12&.continuum.debug.v1.GetLogLevelRequest\x1a'.continuum.debug.v1.GetLogLevelResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/debug/log-levelBFZDgithub.com/continuum-mesh/continuum/proto/continuum/debug/v1;debugv1b\x06proto3"
+	"\vGetLogLevel\x12&.continuum.debug.v1.GetLogLevelRequest\x1a'.continuum.debug.v1.GetLogLevelResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/debug/log-level\x12\x8b\x01\n" +
+	"\x0fGetRuntimeStats\x12*.continuum.debug.v1.GetRuntimeStatsRequest\x1a+.continuum.debug.v1.GetRuntimeStatsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/debug/runtime-statsBFZDgithub.com/continuum-mesh/continuum/proto/continuum/debug/v1;debugv1b\x06proto3"
 
 var (
 	file_continuum_debug_v1_debug_proto_rawDescOnce sync.Once
@@ -463,35 +632,40 @@ func file_continuum_debug_v1_debug_proto_rawDescGZIP() []byte {
 	return file_continuum_debug_v1_debug_proto_rawDescData
 }
 
-var file_continuum_debug_v1_debug_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_continuum_debug_v1_debug_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_continuum_debug_v1_debug_proto_goTypes = []any{
-	(*StreamProbesRequest)(nil),   // 0: continuum.debug.v1.StreamProbesRequest
-	(*Probe)(nil),                 // 1: continuum.debug.v1.Probe
-	(*StreamProbesResponse)(nil),  // 2: continuum.debug.v1.StreamProbesResponse
-	(*SetLogLevelRequest)(nil),    // 3: continuum.debug.v1.SetLogLevelRequest
-	(*SetLogLevelResponse)(nil),   // 4: continuum.debug.v1.SetLogLevelResponse
-	(*GetLogLevelRequest)(nil),    // 5: continuum.debug.v1.GetLogLevelRequest
-	(*GetLogLevelResponse)(nil),   // 6: continuum.debug.v1.GetLogLevelResponse
-	nil,                           // 7: continuum.debug.v1.Probe.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*StreamProbesRequest)(nil),     // 0: continuum.debug.v1.StreamProbesRequest
+	(*Probe)(nil),                   // 1: continuum.debug.v1.Probe
+	(*StreamProbesResponse)(nil),    // 2: continuum.debug.v1.StreamProbesResponse
+	(*SetLogLevelRequest)(nil),      // 3: continuum.debug.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil),     // 4: continuum.debug.v1.SetLogLevelResponse
+	(*GetLogLevelRequest)(nil),      // 5: continuum.debug.v1.GetLogLevelRequest
+	(*GetLogLevelResponse)(nil),     // 6: continuum.debug.v1.GetLogLevelResponse
+	(*GetRuntimeStatsRequest)(nil),  // 7: continuum.debug.v1.GetRuntimeStatsRequest
+	(*GetRuntimeStatsResponse)(nil), // 8: continuum.debug.v1.GetRuntimeStatsResponse
+	nil,                             // 9: continuum.debug.v1.Probe.AttributesEntry
+	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 11: google.protobuf.Duration
 }
 var file_continuum_debug_v1_debug_proto_depIdxs = []int32{
-	8, // 0: continuum.debug.v1.Probe.start:type_name -> google.protobuf.Timestamp
-	9, // 1: continuum.debug.v1.Probe.duration:type_name -> google.protobuf.Duration
-	7, // 2: continuum.debug.v1.Probe.attributes:type_name -> continuum.debug.v1.Probe.AttributesEntry
-	1, // 3: continuum.debug.v1.StreamProbesResponse.probe:type_name -> continuum.debug.v1.Probe
-	0, // 4: continuum.debug.v1.DebugService.StreamProbes:input_type -> continuum.debug.v1.StreamProbesRequest
-	3, // 5: continuum.debug.v1.DebugService.SetLogLevel:input_type -> continuum.debug.v1.SetLogLevelRequest
-	5, // 6: continuum.debug.v1.DebugService.GetLogLevel:input_type -> continuum.debug.v1.GetLogLevelRequest
-	2, // 7: continuum.debug.v1.DebugService.StreamProbes:output_type -> continuum.debug.v1.StreamProbesResponse
-	4, // 8: continuum.debug.v1.DebugService.SetLogLevel:output_type -> continuum.debug.v1.SetLogLevelResponse
-	6, // 9: continuum.debug.v1.DebugService.GetLogLevel:output_type -> continuum.debug.v1.GetLogLevelResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: continuum.debug.v1.Probe.start:type_name -> google.protobuf.Timestamp
+	11, // 1: continuum.debug.v1.Probe.duration:type_name -> google.protobuf.Duration
+	9,  // 2: continuum.debug.v1.Probe.attributes:type_name -> continuum.debug.v1.Probe.AttributesEntry
+	1,  // 3: continuum.debug.v1.StreamProbesResponse.probe:type_name -> continuum.debug.v1.Probe
+	10, // 4: continuum.debug.v1.GetRuntimeStatsResponse.at:type_name -> google.protobuf.Timestamp
+	0,  // 5: continuum.debug.v1.DebugService.StreamProbes:input_type -> continuum.debug.v1.StreamProbesRequest
+	3,  // 6: continuum.debug.v1.DebugService.SetLogLevel:input_type -> continuum.debug.v1.SetLogLevelRequest
+	5,  // 7: continuum.debug.v1.DebugService.GetLogLevel:input_type -> continuum.debug.v1.GetLogLevelRequest
+	7,  // 8: continuum.debug.v1.DebugService.GetRuntimeStats:input_type -> continuum.debug.v1.GetRuntimeStatsRequest
+	2,  // 9: continuum.debug.v1.DebugService.StreamProbes:output_type -> continuum.debug.v1.StreamProbesResponse
+	4,  // 10: continuum.debug.v1.DebugService.SetLogLevel:output_type -> continuum.debug.v1.SetLogLevelResponse
+	6,  // 11: continuum.debug.v1.DebugService.GetLogLevel:output_type -> continuum.debug.v1.GetLogLevelResponse
+	8,  // 12: continuum.debug.v1.DebugService.GetRuntimeStats:output_type -> continuum.debug.v1.GetRuntimeStatsResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_continuum_debug_v1_debug_proto_init() }
@@ -505,7 +679,7 @@ func file_continuum_debug_v1_debug_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_continuum_debug_v1_debug_proto_rawDesc), len(file_continuum_debug_v1_debug_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -111,6 +111,27 @@ func local_request_DebugService_GetLogLevel_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
+func request_DebugService_GetRuntimeStats_0(ctx context.Context, marshaler runtime.Marshaler, client DebugServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetRuntimeStatsRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetRuntimeStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_DebugService_GetRuntimeStats_0(ctx context.Context, marshaler runtime.Marshaler, server DebugServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetRuntimeStatsRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.GetRuntimeStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterDebugServiceHandlerServer registers the http handlers for service DebugService to "mux".
 // UnaryRPC     :call DebugServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -162,6 +183,26 @@ func RegisterDebugServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			return
 		}
 		forward_DebugService_GetLogLevel_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_DebugService_GetRuntimeStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/continuum.debug.v1.DebugService/GetRuntimeStats", runtime.WithHTTPPathPattern("/v1/debug/runtime-stats"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_DebugService_GetRuntimeStats_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_DebugService_GetRuntimeStats_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -254,17 +295,36 @@ func RegisterDebugServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_DebugService_GetLogLevel_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_DebugService_GetRuntimeStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/continuum.debug.v1.DebugService/GetRuntimeStats", runtime.WithHTTPPathPattern("/v1/debug/runtime-stats"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_DebugService_GetRuntimeStats_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_DebugService_GetRuntimeStats_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_DebugService_StreamProbes_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "probes"}, ""))
-	pattern_DebugService_SetLogLevel_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "log-level"}, ""))
-	pattern_DebugService_GetLogLevel_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "log-level"}, ""))
+	pattern_DebugService_StreamProbes_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "probes"}, ""))
+	pattern_DebugService_SetLogLevel_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "log-level"}, ""))
+	pattern_DebugService_GetLogLevel_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "log-level"}, ""))
+	pattern_DebugService_GetRuntimeStats_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "debug", "runtime-stats"}, ""))
 )
 
 var (
-	forward_DebugService_StreamProbes_0 = runtime.ForwardResponseStream
-	forward_DebugService_SetLogLevel_0  = runtime.ForwardResponseMessage
-	forward_DebugService_GetLogLevel_0  = runtime.ForwardResponseMessage
+	forward_DebugService_StreamProbes_0    = runtime.ForwardResponseStream
+	forward_DebugService_SetLogLevel_0     = runtime.ForwardResponseMessage
+	forward_DebugService_GetLogLevel_0     = runtime.ForwardResponseMessage
+	forward_DebugService_GetRuntimeStats_0 = runtime.ForwardResponseMessage
 )

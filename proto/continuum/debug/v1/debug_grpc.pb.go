@@ -21,9 +21,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DebugService_StreamProbes_FullMethodName = "/continuum.debug.v1.DebugService/StreamProbes"
-	DebugService_SetLogLevel_FullMethodName  = "/continuum.debug.v1.DebugService/SetLogLevel"
-	DebugService_GetLogLevel_FullMethodName  = "/continuum.debug.v1.DebugService/GetLogLevel"
+	DebugService_StreamProbes_FullMethodName    = "/continuum.debug.v1.DebugService/StreamProbes"
+	DebugService_SetLogLevel_FullMethodName     = "/continuum.debug.v1.DebugService/SetLogLevel"
+	DebugService_GetLogLevel_FullMethodName     = "/continuum.debug.v1.DebugService/GetLogLevel"
+	DebugService_GetRuntimeStats_FullMethodName = "/continuum.debug.v1.DebugService/GetRuntimeStats"
 )
 
 // DebugServiceClient is the client API for DebugService service.
@@ -41,6 +42,14 @@ type DebugServiceClient interface {
 	SetLogLevel(ctx context.Context, in *SetLogLevelRequest, opts ...grpc.CallOption) (*SetLogLevelResponse, error)
 	// GetLogLevel returns the node's log level. Idempotent: yes.
 	GetLogLevel(ctx context.Context, in *GetLogLevelRequest, opts ...grpc.CallOption) (*GetLogLevelResponse, error)
+	// GetRuntimeStats returns this process's Go runtime figures: goroutines,
+	// and the heap measured right after a forced garbage collection, so the
+	// figures count live memory only. For leak checks (tools/chaos compares
+	// them with a baseline after load stops). Admin only, beyond the policy
+	// gate: the collection pauses the node, so no ordinary caller may trigger
+	// it. Errors: PERMISSION_DENIED (NOT_ADMIN) unless the caller is an admin
+	// token principal (also when a mesh peer carries it). Idempotent: yes.
+	GetRuntimeStats(ctx context.Context, in *GetRuntimeStatsRequest, opts ...grpc.CallOption) (*GetRuntimeStatsResponse, error)
 }
 
 type debugServiceClient struct {
@@ -90,6 +99,16 @@ func (c *debugServiceClient) GetLogLevel(ctx context.Context, in *GetLogLevelReq
 	return out, nil
 }
 
+func (c *debugServiceClient) GetRuntimeStats(ctx context.Context, in *GetRuntimeStatsRequest, opts ...grpc.CallOption) (*GetRuntimeStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRuntimeStatsResponse)
+	err := c.cc.Invoke(ctx, DebugService_GetRuntimeStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DebugServiceServer is the server API for DebugService service.
 // All implementations must embed UnimplementedDebugServiceServer
 // for forward compatibility.
@@ -105,6 +124,14 @@ type DebugServiceServer interface {
 	SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error)
 	// GetLogLevel returns the node's log level. Idempotent: yes.
 	GetLogLevel(context.Context, *GetLogLevelRequest) (*GetLogLevelResponse, error)
+	// GetRuntimeStats returns this process's Go runtime figures: goroutines,
+	// and the heap measured right after a forced garbage collection, so the
+	// figures count live memory only. For leak checks (tools/chaos compares
+	// them with a baseline after load stops). Admin only, beyond the policy
+	// gate: the collection pauses the node, so no ordinary caller may trigger
+	// it. Errors: PERMISSION_DENIED (NOT_ADMIN) unless the caller is an admin
+	// token principal (also when a mesh peer carries it). Idempotent: yes.
+	GetRuntimeStats(context.Context, *GetRuntimeStatsRequest) (*GetRuntimeStatsResponse, error)
 	mustEmbedUnimplementedDebugServiceServer()
 }
 
@@ -123,6 +150,9 @@ func (UnimplementedDebugServiceServer) SetLogLevel(context.Context, *SetLogLevel
 }
 func (UnimplementedDebugServiceServer) GetLogLevel(context.Context, *GetLogLevelRequest) (*GetLogLevelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLogLevel not implemented")
+}
+func (UnimplementedDebugServiceServer) GetRuntimeStats(context.Context, *GetRuntimeStatsRequest) (*GetRuntimeStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRuntimeStats not implemented")
 }
 func (UnimplementedDebugServiceServer) mustEmbedUnimplementedDebugServiceServer() {}
 func (UnimplementedDebugServiceServer) testEmbeddedByValue()                      {}
@@ -192,6 +222,24 @@ func _DebugService_GetLogLevel_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DebugService_GetRuntimeStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRuntimeStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DebugServiceServer).GetRuntimeStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DebugService_GetRuntimeStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DebugServiceServer).GetRuntimeStats(ctx, req.(*GetRuntimeStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DebugService_ServiceDesc is the grpc.ServiceDesc for DebugService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +254,10 @@ var DebugService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLogLevel",
 			Handler:    _DebugService_GetLogLevel_Handler,
+		},
+		{
+			MethodName: "GetRuntimeStats",
+			Handler:    _DebugService_GetRuntimeStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
