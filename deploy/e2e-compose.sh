@@ -154,13 +154,10 @@ for p in ada bob cy dee eve fay gus hal; do
 	out=$(call -d "{\"uri\":\"hippocampus/recall\",\"params\":{\"persona\":\"$p\",\"channel\":\"chat\",\"cue\":\"hello\",\"k\":4}}" "$ADDR" continuum.router.v1.RouterService/Dispatch 2>&1 || true)
 	echo "$out" | grep -q engramId || { lost=$((lost + 1)); echo "  persona $p: $out" | head -3; }
 done
-# KNOWN ISSUE (issue 6, open): a graceful scale-down from 3 to 1 sometimes
-# leaves a persona's engrams behind (a leaving member did not hand it off).
-# Reported loudly, not yet fatal, until the hand-off is fixed.
 if [ "$lost" = 0 ]; then
 	pass "back to 1 member; every persona's engrams still recalled"
 else
-	echo "KNOWN ISSUE (issue 6): $lost of 8 personas lost engrams after the graceful scale-down"
+	fail "$lost of 8 personas lost engrams after the graceful scale-down"
 fi
 
 $COMPOSE up -d --scale hippocampus=2 --no-recreate

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -342,6 +343,94 @@ func TestMetadataUpdate(t *testing.T) {
 	if self := b.Self(); !slices.Equal(self.Rooms, []string{uuidA}) {
 		t.Errorf("b's own rooms = %v", self.Rooms)
 	}
+}
+
+// TestDrain: a draining member still serves and is still a member, but no
+// member (itself at once, the others through gossip) counts it as the
+// owner of a key any more; its keys go where they will go once it leaves.
+// When every member serving a service drains, they keep their keys.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	svc := []string{"hippocampus"}
+	a := startNode(t, "drain-a", nodeOpts{services: svc})
+	b := startNode(t, "drain-b", nodeOpts{services: svc, join: []string{a.Self().GossipAddr}})
+	c := startNode(t, "drain-c", nodeOpts{services: svc, join: []string{a.Self().GossipAddr}})
+	all := []*node{a, b, c}
+	eventually(t, 10*time.Second, "three members", func() error {
+		for _, n := range all {
+			if got := len(n.Serving("hippocampus")); got != 3 {
+				return fmt.Errorf("%s sees %d members", n.cfg.Node, got)
+			}
+		}
+		return nil
+	})
+	var keys []string
+	for i := range 60 {
+		keys = append(keys, fmt.Sprintf("persona-%d", i))
+	}
+	// Where c's keys go once c is gone.
+	after := map[string]string{}
+	for _, k := range keys {
+		m, ok := a.PreviousOwner("hippocampus", k, "drain-c")
+		if !ok {
+			t.Fatal("no previous owner")
+		}
+		after[k] = m.Name
+	}
+	if !slices.Contains(slices.Collect(maps.Values(ownersOn(t, a.Mesh, keys))), "drain-c") {
+		t.Fatal("c owns none of the test keys; pick more keys")
+	}
+	if c.Draining() {
+		t.Fatal("Draining before Drain")
+	}
+	if err := c.Drain(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Drain(time.Second); err != nil {
+		t.Fatalf("second Drain: %v", err)
+	}
+	if !c.Draining() || !c.Self().Draining {
+		t.Fatal("c does not say it is draining")
+	}
+	if diff := cmp.Diff(after, ownersOn(t, c.Mesh, keys)); diff != "" {
+		t.Errorf("c's own view right after Drain (-want +got):\n%s", diff)
+	}
+	eventually(t, 10*time.Second, "the others see c draining", func() error {
+		for _, n := range []*node{a, b} {
+			m, ok := n.Member("drain-c")
+			if !ok || !m.Draining || m.State != Alive {
+				return fmt.Errorf("%s sees c as %+v", n.cfg.Node, m)
+			}
+			if diff := cmp.Diff(after, ownersOn(t, n.Mesh, keys)); diff != "" {
+				return fmt.Errorf("%s's owners (-want +got):\n%s", n.cfg.Node, diff)
+			}
+		}
+		return nil
+	})
+	if got := len(a.Serving("hippocampus")); got != 3 {
+		t.Errorf("a draining member left Serving: %d members", got)
+	}
+	// Everyone draining: every key still has an owner.
+	for _, n := range []*node{a, b} {
+		if err := n.Drain(time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "all draining", func() error {
+		for _, n := range all {
+			for _, k := range keys {
+				if _, err := n.Owner("hippocampus", k); err != nil {
+					return fmt.Errorf("%s: Owner(%s): %w", n.cfg.Node, k, err)
+				}
+			}
+			for _, m := range n.Members() {
+				if !m.Draining {
+					return fmt.Errorf("%s sees %s not draining", n.cfg.Node, m.Name)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // TestStartRetriesUntilASeedAppears: a node whose seed is not up yet keeps

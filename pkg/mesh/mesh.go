@@ -460,10 +460,20 @@ func (m *Mesh) PreviousOwner(service, key, exclude string) (Member, bool) {
 	return winner(key, cands), true
 }
 
+// ownerCandidates are the members that may own keys of service: not LEFT,
+// not exclude, and not draining while alive (a draining member is handing
+// its keys away; a DEAD one keeps its keys like any crashed member). When
+// every candidate is draining they all stay candidates, so keys still
+// have an owner.
 func (m *Mesh) ownerCandidates(service, exclude string) []Member {
-	return m.roster.snapshot(func(mm *Member) bool {
+	all := m.roster.snapshot(func(mm *Member) bool {
 		return mm.Name != exclude && mm.State != Left && mm.Serves(service)
 	})
+	active := slices.DeleteFunc(slices.Clone(all), func(mm Member) bool { return mm.Draining && mm.State.live() })
+	if len(active) > 0 {
+		return active
+	}
+	return all
 }
 
 func winner(key string, cands []Member) Member {
@@ -565,6 +575,52 @@ func (m *Mesh) UpdateServices(services []string) error {
 		return err
 	}
 	return m.updateInfo(func(info *localInfo) { info.Services = norm })
+}
+
+// Drain says, in this node's gossiped metadata, that it is about to leave.
+// From then on no member (this one at once, the others as the gossip
+// reaches them) counts it as the owner of any key of a sharded service
+// while it is alive, so its keys move to the members that will own them
+// once it is gone, while it still serves and can hand them over (see
+// Owner). Call it before the hand-offs and Leave after them. It waits at
+// most wait for the broadcast; gossip carries it on after that. It is
+// idempotent, and cannot be undone but by a restart.
+func (m *Mesh) Drain(wait time.Duration) error {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	if m.stopped {
+		return errors.New("mesh: drain: mesh is shut down")
+	}
+	m.infoMu.Lock()
+	if m.info.Draining {
+		m.infoMu.Unlock()
+		return nil
+	}
+	next := m.info
+	next.Draining = true
+	if err := m.setMeta(next); err != nil {
+		m.infoMu.Unlock()
+		return err
+	}
+	m.info = next
+	m.infoMu.Unlock()
+	// memberlist reports this node's own update as an event too, but the
+	// roster must say draining before this returns.
+	if self, ok := m.roster.get(m.cfg.Node); ok {
+		m.roster.alive(self.Name, self.GossipAddr, &next)
+	}
+	if err := m.ml.UpdateNode(wait); err != nil {
+		m.log.Debug("draining broadcast not confirmed yet; gossip will carry it", "error", err)
+	}
+	m.log.Info("draining: keys move to the other members")
+	return nil
+}
+
+// Draining reports whether Drain ran.
+func (m *Mesh) Draining() bool {
+	m.infoMu.Lock()
+	defer m.infoMu.Unlock()
+	return m.info.Draining
 }
 
 // updateInfo applies f to this node's metadata and gossips it. The change

@@ -13,7 +13,7 @@ import (
 // record (see docs/mesh.md, "Node metadata"):
 //
 //	byte     version (1)
-//	byte     flags: 1 = peers truncated, 2 = rooms truncated
+//	byte     flags: 1 = peers truncated, 2 = rooms truncated, 4 = draining
 //	str      gRPC address
 //	uvarint  bitmask of knownServices
 //	uvarint  n, then n × str: other services
@@ -40,6 +40,7 @@ const metaVersion = 1
 const (
 	flagPeersTruncated = 1 << iota
 	flagRoomsTruncated
+	flagDraining
 )
 
 // knownServices get one bit each. Append only: a service's bit is part of
@@ -58,6 +59,9 @@ type localInfo struct {
 	// Flags of a decoded record.
 	PeersTruncated bool
 	RoomsTruncated bool
+	// Draining: the node is handing its keys away before it leaves (see
+	// Mesh.Drain). Older decoders ignore the flag.
+	Draining bool
 }
 
 // errMetaTooLarge is returned when the address and services alone do not
@@ -110,6 +114,9 @@ func encodeMeta(info localInfo, limit int) (b []byte, peersKept, roomsKept int, 
 	}
 	if roomsKept < len(info.Rooms) {
 		b[1] |= flagRoomsTruncated
+	}
+	if info.Draining {
+		b[1] |= flagDraining
 	}
 	b = binary.AppendUvarint(b, uint64(peersKept))
 	for _, p := range peerEnc[:peersKept] {
@@ -302,6 +309,7 @@ func decodeMeta(b []byte) (localInfo, error) {
 	flags := r.byte("flags")
 	info.PeersTruncated = flags&flagPeersTruncated != 0
 	info.RoomsTruncated = flags&flagRoomsTruncated != 0
+	info.Draining = flags&flagDraining != 0
 	info.GRPCAddr = r.string("grpc address")
 	mask := r.uvarint("services")
 	info.Services = []string{}

@@ -31,6 +31,7 @@ func TestMetaRoundTrip(t *testing.T) {
 			},
 			Rooms: []string{uuidA, uuidB},
 		}},
+		{"draining", localInfo{GRPCAddr: "10.0.0.7:7400", Services: []string{"hippocampus"}, Peers: []HostedPeer{}, Rooms: []string{}, Draining: true}},
 		{"ipv6 and only unknown services", localInfo{GRPCAddr: "[::1]:7400", Services: []string{"render"}, Peers: []HostedPeer{{Name: "n", Envs: []string{}}}, Rooms: []string{}}},
 	}
 	for _, tc := range tests {

@@ -58,6 +58,9 @@ type Member struct {
 	// MetaTruncated is true when the member's metadata had to drop peers
 	// or rooms to fit 512 bytes, so Peers or Rooms are incomplete.
 	MetaTruncated bool
+	// Draining is true while the member hands its keys to the others
+	// before it leaves: it still answers, but owns no key (see Owner).
+	Draining bool
 }
 
 // Serves reports whether m serves service.
@@ -126,8 +129,9 @@ func (r *roster) alive(name, gossipAddr string, info *localInfo) {
 		m.Peers = info.Peers
 		m.Rooms = info.Rooms
 		m.MetaTruncated = info.PeersTruncated || info.RoomsTruncated
+		m.Draining = info.Draining
 	} else {
-		m.GRPCAddr, m.Services, m.Peers, m.Rooms, m.MetaTruncated = "", nil, nil, nil, false
+		m.GRPCAddr, m.Services, m.Peers, m.Rooms, m.MetaTruncated, m.Draining = "", nil, nil, nil, false, false
 	}
 	if m.State != Alive {
 		m.State = Alive

@@ -225,6 +225,13 @@ func (n *Node) drain(stopBg context.CancelFunc, g *errgroup.Group, stopServe con
 	n.log.Info("draining")
 	n.server.Health().Shutdown()
 	if !n.crashed.Load() {
+		// Draining first: from here on no member counts this node as the
+		// owner of a sharded key, so the hand-offs below go to the members
+		// that will own the keys once it is gone, also when several nodes
+		// stop at once (a scale-down).
+		if err := n.mesh.Drain(time.Second); err != nil {
+			n.log.Warn("announce draining", "error", err)
+		}
 		hctx, cancel := context.WithTimeout(context.Background(), n.drainTimeout())
 		for i := len(n.components) - 1; i >= 0; i-- {
 			if c := n.components[i]; c.beforeLeave != nil {

@@ -324,6 +324,11 @@ func (s *Service) importChunks(recv func() (*hippocampusv1.ImportPersonaRequest,
 	if s.closing.Load() {
 		return 0, 0, ErrClosed
 	}
+	// Counted before acceptImport reads leaving (both sequentially
+	// consistent atomics): either this import sees leaving and refuses,
+	// or Leave sees it in flight and waits for it.
+	s.imports.Add(1)
+	defer s.imports.Add(-1)
 	first, err := recv()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -371,8 +376,12 @@ func (s *Service) importChunks(recv func() (*hippocampusv1.ImportPersonaRequest,
 	return engrams, edges, nil
 }
 
-// acceptImport: this member takes a persona it owns, or one a leaving
-// member hands to its successor.
+// acceptImport: this member takes a persona it owns, and any persona a
+// leaving member hands it. A leaving member's view of who succeeds it may
+// lag the gossip (several members leave at once in a scale-down), and
+// refusing would strand the persona on a member about to stop; taken in,
+// it is safe here, and rebalance moves it on if another member owns it.
+// A member that is leaving itself takes nothing.
 func (s *Service) acceptImport(name, from string, leaving bool) error {
 	if s.ring == nil {
 		return nil
@@ -382,14 +391,12 @@ func (s *Service) acceptImport(name, from string, leaving bool) error {
 		to, _ := s.ring.PreviousOwner(name, self)
 		return &NotOwnedError{Persona: name, Owner: to}
 	}
+	if leaving && from != "" && from != self {
+		return nil
+	}
 	owner, err := s.ring.Owner(name)
 	if err == nil && owner == self {
 		return nil
-	}
-	if leaving && from != "" {
-		if succ, ok := s.ring.PreviousOwner(name, from); ok && succ == self {
-			return nil
-		}
 	}
 	return &NotOwnedError{Persona: name, Owner: owner}
 }
@@ -426,32 +433,103 @@ func (s *Service) rebalance(ctx context.Context) {
 	}
 }
 
+// leaveRetry is how long Leave waits before it tries the hand-offs that
+// failed again, with a fresher view of the mesh.
+const leaveRetry = 200 * time.Millisecond
+
 // Leave hands every persona this member holds to the member that owns it
 // once this one is gone, then refuses new personas. Call it when the member
-// leaves the mesh gracefully, before it stops serving; requests for a
-// persona already handed over answer PERSONA_NOT_OWNED with its new owner.
-// It returns the hand-offs that failed (those personas stay here).
+// leaves the mesh gracefully, before it stops serving (and after the mesh
+// says this member is draining, so the others stop counting it as an
+// owner); requests for a persona already handed over answer
+// PERSONA_NOT_OWNED with its new owner.
+//
+// Several members may leave at once (a scale-down from 3 to 1), each with
+// a view of the others that lags the gossip: a hand-off to a member that
+// is leaving too is refused, and a persona may arrive here while this
+// member leaves. So Leave tries the owner, then every other live member,
+// waits for hand-offs under way into this member, and goes round again
+// until it holds nothing or ctx ends. It returns the hand-offs that still
+// failed then (those personas stay on this member's disk and come back
+// with it).
 func (s *Service) Leave(ctx context.Context) error {
 	if s.ring == nil {
 		return nil
 	}
 	s.leaving.Store(true)
-	self := s.ring.Self()
-	var all []*persona
-	s.mem.each(func(p *persona) bool {
-		all = append(all, p)
-		return true
-	})
-	var errs []error
-	for _, p := range all {
-		to, ok := s.ring.PreviousOwner(p.name, self)
-		if !ok || to == self {
-			errs = append(errs, fmt.Errorf("persona %q: no other member serves the hippocampus", p.name))
-			continue
+	for {
+		for s.imports.Load() > 0 {
+			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+				return fmt.Errorf("leave: %d hand-offs into this member still under way: %w", s.imports.Load(), err)
+			}
 		}
-		if _, _, err := s.push(ctx, p, to, true); err != nil && !errors.Is(err, ErrPersonaUnknown) {
-			errs = append(errs, err)
+		var all []*persona
+		s.mem.each(func(p *persona) bool {
+			all = append(all, p)
+			return true
+		})
+		if len(all) == 0 {
+			return nil
+		}
+		var errs []error
+		for _, p := range all {
+			if err := s.handOnLeaving(ctx, p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) == 0 {
+			continue // look again: a persona may have arrived meanwhile
+		}
+		if err := sleepCtx(ctx, leaveRetry); err != nil {
+			return fmt.Errorf("leave: %d personas not handed off: %w", len(errs), errors.Join(errs...))
+		}
+	}
+}
+
+// handOnLeaving pushes one persona away from a leaving member: to its
+// owner, else its successor, else any other live member that takes it.
+func (s *Service) handOnLeaving(ctx context.Context, p *persona) error {
+	self := s.ring.Self()
+	var targets []string
+	if owner, err := s.ring.Owner(p.name); err == nil && owner != self {
+		targets = append(targets, owner)
+	}
+	if succ, ok := s.ring.PreviousOwner(p.name, self); ok && succ != self && !slices.Contains(targets, succ) {
+		targets = append(targets, succ)
+	}
+	for _, m := range s.ring.Members() {
+		if m != self && !slices.Contains(targets, m) {
+			targets = append(targets, m)
+		}
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("persona %q: no other member serves the hippocampus", p.name)
+	}
+	var errs []error
+	for _, to := range targets {
+		_, _, err := s.push(ctx, p, to, true)
+		if err == nil || errors.Is(err, ErrPersonaUnknown) {
+			return nil // handed off (or gone meanwhile)
+		}
+		var moving *MovingError
+		if errors.As(err, &moving) {
+			return err // another hand-off of it is under way; look again later
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

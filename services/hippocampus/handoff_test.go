@@ -180,6 +180,60 @@ func TestHandOffGracefulLeave(t *testing.T) {
 	}
 }
 
+// TestHandOffScaleDown: two of three members leave at the same moment (a
+// scale-down from 3 to 1), with and without the others having seen them
+// drain: a leaving member may first hand a persona to the other leaving
+// one, which refuses it or passes it on. Every persona ends on the member
+// that stays, with every engram, and the leaving members hold nothing.
+func TestHandOffScaleDown(t *testing.T) {
+	t.Parallel()
+	for _, announced := range []bool{true, false} {
+		t.Run(fmt.Sprintf("drain_announced=%v", announced), func(t *testing.T) {
+			t.Parallel()
+			members := []string{"a", "b", "c"}
+			c := newFakeCluster(members...)
+			nodes := map[string]*node{}
+			for _, m := range members {
+				nodes[m] = startNode(t, c, m, true)
+			}
+			want := map[string]int{}
+			for i := range 12 {
+				owner := members[i%3]
+				p := personaOwnedBy(owner, members, fmt.Sprintf("scale%d-", i))
+				want[p] = 3 + i
+				rememberN(t, nodes[owner], p, 3+i)
+			}
+			if announced {
+				c.drain("b", "c")
+			}
+			var wg sync.WaitGroup
+			for _, m := range []string{"b", "c"} {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+					defer cancel()
+					if err := nodes[m].svc.Leave(ctx); err != nil {
+						t.Errorf("%s Leave: %v", m, err)
+					}
+				})
+			}
+			wg.Wait()
+			for _, m := range []string{"b", "c"} {
+				if st, _ := nodes[m].svc.Stats(context.Background(), ""); st.Personas != 0 {
+					t.Errorf("leaving member %s still holds %d personas", m, st.Personas)
+				}
+			}
+			c.leave("b")
+			c.leave("c")
+			for p, n := range want {
+				got, err := recallAll(t, nodes["a"], p)
+				if err != nil || len(got) != n {
+					t.Errorf("%s on the remaining member: %d engrams, %v; want %d", p, len(got), err, n)
+				}
+			}
+		})
+	}
+}
+
 // TestHandOffLosesNoAcknowledgedWrite writes to a persona, always to its
 // owner of the moment like a router would, while it moves back and forth;
 // every acknowledged engram is on the final owner, and every refusal was a

@@ -88,6 +88,9 @@ type Service struct {
 
 	closing   atomic.Bool
 	leaving   atomic.Bool
+	// imports counts hand-offs being received; Leave waits for them so
+	// a persona that arrives while this member leaves is handed on too.
+	imports atomic.Int64
 	life      context.Context
 	stopLife  context.CancelFunc
 	bg        sync.WaitGroup

@@ -21,6 +21,26 @@ type fakeCluster struct {
 	watchers map[chan struct{}]bool
 	// pin overrides the hashing for some personas.
 	pin map[string]string
+	// draining members own nothing while they are live (as in pkg/mesh).
+	draining []string
+}
+
+// drain marks members as draining, as their gossiped metadata would.
+func (c *fakeCluster) drain(ms ...string) {
+	c.change(func(c *fakeCluster) { c.draining = append(c.draining, ms...) })
+}
+
+// candidatesLocked are the members that may own personas, as
+// mesh.ownerCandidates picks them.
+func (c *fakeCluster) candidatesLocked(exclude string) []string {
+	all := slices.DeleteFunc(append(slices.Clone(c.live), c.down...), func(x string) bool { return x == exclude })
+	active := slices.DeleteFunc(slices.Clone(all), func(x string) bool {
+		return slices.Contains(c.draining, x) && slices.Contains(c.live, x)
+	})
+	if len(active) > 0 {
+		return active
+	}
+	return all
 }
 
 func newFakeCluster(members ...string) *fakeCluster {
@@ -97,7 +117,7 @@ func (r *fakeRing) Owner(persona string) (string, error) {
 	defer r.c.mu.Unlock()
 	owner := r.c.pin[persona]
 	if owner == "" {
-		owner = rendezvous(persona, append(slices.Clone(r.c.live), r.c.down...))
+		owner = rendezvous(persona, r.c.candidatesLocked(""))
 	}
 	if slices.Contains(r.c.down, owner) {
 		return owner, fmt.Errorf("owner %s: %w", owner, ErrOwnerDown)
@@ -108,7 +128,7 @@ func (r *fakeRing) Owner(persona string) (string, error) {
 func (r *fakeRing) PreviousOwner(persona, exclude string) (string, bool) {
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
-	all := slices.DeleteFunc(append(slices.Clone(r.c.live), r.c.down...), func(x string) bool { return x == exclude })
+	all := r.c.candidatesLocked(exclude)
 	if len(all) == 0 {
 		return "", false
 	}

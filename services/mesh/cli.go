@@ -162,8 +162,12 @@ func printMembers(out io.Writer, ms []*meshv1.Member) error {
 		if m.GetMetadataTruncated() {
 			peerCol += " (truncated)"
 		}
+		state := strings.TrimPrefix(m.GetState().String(), "MEMBER_STATE_")
+		if m.GetDraining() {
+			state += " (draining)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name,
-			strings.TrimPrefix(m.GetState().String(), "MEMBER_STATE_"), since,
+			state, since,
 			orDash(m.GetGrpcAddress()), orDash(m.GetGossipAddress()),
 			orDash(strings.Join(m.GetServices(), ",")), peerCol, roomCol)
 	}

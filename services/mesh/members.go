@@ -35,6 +35,7 @@ func memberProto(m membership.Member) *meshv1.Member {
 		State:             stateProto(m.State),
 		Self:              m.Self,
 		MetadataTruncated: m.MetaTruncated,
+		Draining:          m.Draining,
 	}
 	if !m.Since.IsZero() {
 		out.StateSince = timestamppb.New(m.Since)

@@ -157,8 +157,12 @@ type Member struct {
 	// The member's metadata had to drop peers or rooms to fit the 512-byte
 	// gossip limit, so peers or rooms are incomplete.
 	MetadataTruncated bool `protobuf:"varint,10,opt,name=metadata_truncated,json=metadataTruncated,proto3" json:"metadata_truncated,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The member is handing its keys to the others before it leaves (a
+	// graceful shutdown or scale-down): it still answers but owns no key of
+	// a sharded service.
+	Draining      bool `protobuf:"varint,11,opt,name=draining,proto3" json:"draining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -257,6 +261,13 @@ func (x *Member) GetStateSince() *timestamppb.Timestamp {
 func (x *Member) GetMetadataTruncated() bool {
 	if x != nil {
 		return x.MetadataTruncated
+	}
+	return false
+}
+
+func (x *Member) GetDraining() bool {
+	if x != nil {
+		return x.Draining
 	}
 	return false
 }
@@ -461,7 +472,7 @@ const file_continuum_mesh_v1_mesh_proto_rawDesc = "" +
 	"\n" +
 	"HostedPeer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04envs\x18\x02 \x03(\tR\x04envs\"\x83\x03\n" +
+	"\x04envs\x18\x02 \x03(\tR\x04envs\"\x9f\x03\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12%\n" +
@@ -474,7 +485,8 @@ const file_continuum_mesh_v1_mesh_proto_rawDesc = "" +
 	"\vstate_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"stateSince\x12-\n" +
 	"\x12metadata_truncated\x18\n" +
-	" \x01(\bR\x11metadataTruncated\"3\n" +
+	" \x01(\bR\x11metadataTruncated\x12\x1a\n" +
+	"\bdraining\x18\v \x01(\bR\bdraining\"3\n" +
 	"\x0eMembersRequest\x12!\n" +
 	"\finclude_gone\x18\x01 \x01(\bR\vincludeGone\"F\n" +
 	"\x0fMembersResponse\x123\n" +
