@@ -86,11 +86,11 @@ type Service struct {
 	ticks    atomic.Uint64
 	requests atomic.Uint64
 
-	closing   atomic.Bool
-	leaving   atomic.Bool
+	closing atomic.Bool
+	leaving atomic.Bool
 	// imports counts hand-offs being received; Leave waits for them so
 	// a persona that arrives while this member leaves is handed on too.
-	imports atomic.Int64
+	imports   atomic.Int64
 	life      context.Context
 	stopLife  context.CancelFunc
 	bg        sync.WaitGroup
