@@ -90,7 +90,8 @@ type Service struct {
 	leaving atomic.Bool
 	// imports counts hand-offs being received; Leave waits for them so
 	// a persona that arrives while this member leaves is handed on too.
-	imports   atomic.Int64
+	imports atomic.Int64
+
 	life      context.Context
 	stopLife  context.CancelFunc
 	bg        sync.WaitGroup
