@@ -1,0 +1,638 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/continuum-mesh/continuum/pkg/rpcerr"
+	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
+	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
+	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
+)
+
+// The topics of the load: a durable class (fsynced before the ack) and a
+// plain topic with no class.
+const (
+	durableTopic = "chaos-durable"
+	plainTopic   = "chaos-plain"
+	callTimeout  = 3 * time.Second
+	// retained bounds what each of the load's event streams keeps in
+	// memory; setup fills it, so the runtime baseline already holds it.
+	retained = 1024
+)
+
+// prefill publishes retained events on each of the load's topics, so their
+// in-memory retention is full before the baseline.
+func prefill(ctx context.Context, ev eventsv1.EventsServiceClient) error {
+	for _, topic := range []string{durableTopic, plainTopic} {
+		st, err := ev.PublishStream(ctx)
+		if err != nil {
+			return err
+		}
+		req := &eventsv1.PublishStreamRequest{}
+		for i := range retained {
+			req.Publishes = append(req.Publishes, &eventsv1.PublishRequest{Topic: topic, Payload: payload(map[string]any{"prefill": float64(i)})})
+		}
+		if err := st.Send(req); err != nil {
+			return err
+		}
+		if _, err := st.Recv(); err != nil {
+			return err
+		}
+		if err := st.CloseSend(); err != nil {
+			return err
+		}
+		if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+			return fmt.Errorf("prefill %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// load drives the mixed load and records every acknowledgement the
+// invariants are checked against.
+type load struct {
+	c     Cluster
+	log   *slog.Logger
+	nodes []string
+	admin map[string]*grpc.ClientConn // through the fabric, as admin
+	user  map[string]*grpc.ClientConn // through the fabric, as user
+	rng   *rand.Rand
+	rngMu sync.Mutex
+
+	seq atomic.Uint64
+
+	mu         sync.Mutex
+	dispatches []Dispatch
+	acked      map[string][]uint64 // durable stream (node) -> acked sequences
+	genesis    map[string]uint64   // durable stream -> the sequence subscribers start after
+	refusals   map[string][]string // node -> acknowledged refusal ids
+	engrams    []engramRec
+	artifacts  []artifactRec
+	personas   map[string]string // node -> genome persona
+	ops        map[string]int    // "op code" -> count
+	subs       []*durableSub
+	plainAcked atomic.Uint64
+	plainGot   atomic.Uint64
+}
+
+type engramRec struct {
+	persona, id, content, servedBy string
+}
+
+type artifactRec struct {
+	node, id, sha string
+}
+
+func newLoad(c Cluster, seed uint64, log *slog.Logger) (*load, error) {
+	l := &load{
+		c: c, log: log, nodes: c.Nodes(), admin: map[string]*grpc.ClientConn{}, user: map[string]*grpc.ClientConn{},
+		rng:   rand.New(rand.NewPCG(seed, seed+1)),
+		acked: map[string][]uint64{}, genesis: map[string]uint64{}, refusals: map[string][]string{},
+		personas: map[string]string{}, ops: map[string]int{},
+	}
+	for _, n := range l.nodes {
+		a, err := dial(c.ClientAddr(n), c.TLS(), c.AdminToken())
+		if err != nil {
+			return nil, err
+		}
+		u, err := dial(c.ClientAddr(n), c.TLS(), c.UserToken())
+		if err != nil {
+			return nil, err
+		}
+		l.admin[n], l.user[n] = a, u
+		l.personas[n] = uuid.NewSHA1(uuid.NameSpaceOID, []byte("chaos-persona-"+n)).String()
+	}
+	return l, nil
+}
+
+func (l *load) close() {
+	for _, cc := range l.admin {
+		_ = cc.Close()
+	}
+	for _, cc := range l.user {
+		_ = cc.Close()
+	}
+}
+
+func (l *load) intn(n int) int {
+	l.rngMu.Lock()
+	defer l.rngMu.Unlock()
+	return l.rng.IntN(n)
+}
+
+func (l *load) count(op string, err error) {
+	code := "OK"
+	if err != nil {
+		code = status.Code(err).String()
+		if r := rpcerr.Reason(err); r != "" {
+			code += "/" + r
+		}
+	}
+	l.mu.Lock()
+	l.ops[op+" "+code]++
+	l.mu.Unlock()
+}
+
+// setup declares the durable class, registers each node's genome persona,
+// uploads a first artifact to each node and publishes a genesis event on
+// each durable stream, retrying until the mesh answers.
+func (l *load) setup(ctx context.Context) error {
+	for _, n := range l.nodes {
+		err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
+			ev := eventsv1.NewEventsServiceClient(l.admin[n])
+			for _, class := range []*eventsv1.EventClass{
+				{Name: durableTopic, SchemaVersion: "1", Durable: true, MaxEvents: retained},
+				{Name: plainTopic, SchemaVersion: "1", MaxEvents: retained},
+			} {
+				if _, err := ev.DeclareClass(ctx, &eventsv1.DeclareClassRequest{Class: class}); err != nil && status.Code(err) != codes.AlreadyExists {
+					return fmt.Errorf("declare class: %w", err)
+				}
+			}
+			if err := prefill(ctx, ev); err != nil {
+				return err
+			}
+			resp, err := ev.Publish(ctx, &eventsv1.PublishRequest{Topic: durableTopic, MsgId: "genesis-" + n, Payload: payload(map[string]any{"genesis": true})})
+			if err != nil {
+				return fmt.Errorf("genesis publish: %w", err)
+			}
+			l.mu.Lock()
+			l.genesis[n] = resp.GetStreamSequence()
+			l.mu.Unlock()
+			if err := l.registerPersona(ctx, n); err != nil {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("setup on %s: %w", n, err)
+		}
+		// Fill the persona's working set (and the fast tier), so the
+		// baseline already holds the memory the load keeps resident.
+		err = retry(ctx, 30*time.Second, func(ctx context.Context) error {
+			for range 24 {
+				id, err := l.putArtifact(ctx, n)
+				if err != nil {
+					return err
+				}
+				if _, err := genomev1.NewGenomeServiceClient(l.admin[n]).PageIn(ctx, &genomev1.PageInRequest{PersonaId: l.personas[n],
+					Page: &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: id}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("setup on %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func (l *load) registerPersona(ctx context.Context, n string) error {
+	_, err := genomev1.NewGenomeServiceClient(l.admin[n]).RegisterPersona(ctx, &genomev1.RegisterPersonaRequest{PersonaId: l.personas[n], CapacityBytes: 256 << 10})
+	if err != nil {
+		return fmt.Errorf("register persona: %w", err)
+	}
+	return nil
+}
+
+// putArtifact uploads 4 to 16 KiB of random bytes to node n.
+func (l *load) putArtifact(ctx context.Context, n string) (string, error) {
+	size := 4096 + l.intn(12288)
+	b := make([]byte, size)
+	l.rngMu.Lock()
+	for i := range b {
+		b[i] = byte(l.rng.Uint32())
+	}
+	l.rngMu.Unlock()
+	sum := sha256.Sum256(b)
+	sha := hex.EncodeToString(sum[:])
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	st, err := genomev1.NewGenomeServiceClient(l.admin[n]).PutArtifact(cctx)
+	if err != nil {
+		return "", err
+	}
+	if err := st.Send(&genomev1.PutArtifactRequest{Part: &genomev1.PutArtifactRequest_Header{Header: &genomev1.PutArtifactHeader{
+		Name: "chaos", Sha256: sha, SizeBytes: uint64(size),
+	}}}); err != nil {
+		_, err = st.CloseAndRecv()
+		return "", err
+	}
+	if err := st.Send(&genomev1.PutArtifactRequest{Part: &genomev1.PutArtifactRequest_Chunk{Chunk: b}}); err != nil {
+		_, err = st.CloseAndRecv()
+		return "", err
+	}
+	resp, err := st.CloseAndRecv()
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	l.artifacts = append(l.artifacts, artifactRec{node: n, id: resp.GetArtifactId(), sha: sha})
+	l.mu.Unlock()
+	return resp.GetArtifactId(), nil
+}
+
+func payload(m map[string]any) *structpb.Struct {
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		panic(err) // the harness's own literals
+	}
+	return s
+}
+
+// retry calls f until it succeeds or within passes.
+func retry(ctx context.Context, within time.Duration, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(within)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := f(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return err
+		}
+	}
+}
+
+// every runs f each period until ctx ends.
+func every(ctx context.Context, wg *sync.WaitGroup, period time.Duration, f func(ctx context.Context)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			f(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// run drives the writers (publishes, dispatches, uploads) until ctx ends.
+func (l *load) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, n := range l.nodes {
+		ev := eventsv1.NewEventsServiceClient(l.admin[n])
+		every(ctx, &wg, 40*time.Millisecond, func(ctx context.Context) {
+			k := l.seq.Add(1)
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			resp, err := ev.Publish(cctx, &eventsv1.PublishRequest{Topic: durableTopic, MsgId: "d-" + strconv.FormatUint(k, 10),
+				Payload: payload(map[string]any{"k": float64(k)})})
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			l.count("publish-durable", err)
+			if err == nil {
+				l.mu.Lock()
+				l.acked[n] = append(l.acked[n], resp.GetStreamSequence())
+				l.mu.Unlock()
+			}
+		})
+		every(ctx, &wg, 40*time.Millisecond, func(ctx context.Context) {
+			k := l.seq.Add(1)
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			_, err := ev.Publish(cctx, &eventsv1.PublishRequest{Topic: plainTopic, Payload: payload(map[string]any{"k": float64(k)})})
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			l.count("publish-plain", err)
+			if err == nil {
+				l.plainAcked.Add(1)
+			}
+		})
+		every(ctx, &wg, time.Second, func(ctx context.Context) {
+			_, err := l.putArtifact(ctx, n)
+			if ctx.Err() == nil {
+				l.count("put-artifact", err)
+			}
+		})
+	}
+	for range 3 {
+		every(ctx, &wg, 25*time.Millisecond, l.dispatchOne)
+	}
+	wg.Wait()
+}
+
+// dispatchOne sends one command through a random node's router: a
+// cross-peer call, a remember (sharded by persona), a page-in, a local
+// call, or a refusal.
+func (l *load) dispatchOne(ctx context.Context) {
+	via := l.nodes[l.intn(len(l.nodes))]
+	k := l.seq.Add(1)
+	var (
+		op   string
+		req  *routerv1.DispatchRequest
+		conn = l.admin[via]
+		eng  engramRec
+	)
+	switch pick := l.intn(20); {
+	case pick < 7:
+		op = "dispatch-peer"
+		to := l.nodes[l.intn(len(l.nodes))]
+		req = &routerv1.DispatchRequest{Uri: "airc://" + to + "/debug/get-log-level"}
+	case pick < 10:
+		op = "remember"
+		eng = engramRec{persona: "chaos-" + strconv.Itoa(l.intn(12)), id: "chaos-" + strconv.FormatUint(k, 10)}
+		eng.content = fmt.Sprintf("chaos engram %d about topic %d", k, k%7)
+		req = &routerv1.DispatchRequest{Uri: "hippocampus/remember", Params: payload(map[string]any{
+			"persona": eng.persona, "channel": "chaos",
+			"engram": map[string]any{"id": eng.id, "content": eng.content},
+		})}
+	case pick < 15:
+		op = "page-in"
+		l.mu.Lock()
+		var arts []string
+		for _, a := range l.artifacts {
+			if a.node == via {
+				arts = append(arts, a.id)
+			}
+		}
+		l.mu.Unlock()
+		if len(arts) == 0 {
+			return
+		}
+		req = &routerv1.DispatchRequest{Uri: "genome/page-in", Params: payload(map[string]any{
+			"persona_id": l.personas[via], "page": map[string]any{"kind": "PAGE_KIND_WHOLE", "artifact_id": arts[l.intn(len(arts))]},
+		})}
+	case pick < 17:
+		op = "dispatch-local"
+		req = &routerv1.DispatchRequest{Uri: "mesh/resolve", Params: payload(map[string]any{"service": "hippocampus", "key": "chaos-" + strconv.Itoa(l.intn(12))})}
+	default:
+		op = "refusal"
+		conn = l.user[via]
+		req = &routerv1.DispatchRequest{Uri: "debug/get-log-level?chaos=r" + strconv.FormatUint(k, 10)}
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	resp, err := routerv1.NewRouterServiceClient(conn).Dispatch(cctx, req)
+	cancel()
+	end := time.Now()
+	if ctx.Err() != nil {
+		return
+	}
+	if op == "refusal" {
+		if status.Code(err) == codes.PermissionDenied && strings.HasPrefix(rpcerr.Reason(err), "FORBIDDEN_") {
+			l.count(op, nil)
+			l.mu.Lock()
+			l.refusals[via] = append(l.refusals[via], "r"+strconv.FormatUint(k, 10))
+			l.mu.Unlock()
+			return
+		}
+		if err == nil {
+			err = errors.New("refusal was allowed")
+		}
+		l.count(op, err)
+		return
+	}
+	if op == "page-in" && rpcerr.Reason(err) == "PERSONA_UNKNOWN" {
+		_ = l.registerPersona(ctx, via)
+	}
+	l.count(op, err)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dispatches = append(l.dispatches, Dispatch{Via: via, ServedBy: resp.GetServedBy(), URI: req.GetUri(), Start: start, End: end})
+	if op == "remember" {
+		eng.servedBy = resp.GetServedBy()
+		l.engrams = append(l.engrams, eng)
+	}
+}
+
+// durableSub is a durable subscriber of one node's durable stream: direct
+// to the node's events service, or through another node's router
+// (RouterService.Subscribe on airc://<node>/events/...). It resumes after
+// the last stream sequence it got whenever its stream breaks.
+type durableSub struct {
+	name, stream string
+	routed       bool
+	l            *load
+
+	mu         sync.Mutex
+	seqs       []uint64
+	last       uint64
+	lags       int
+	reconnects int
+}
+
+func (l *load) newSubs() {
+	for i, n := range l.nodes {
+		l.subs = append(l.subs,
+			&durableSub{name: "direct@" + n, stream: n, l: l, last: l.genesis[n]},
+			&durableSub{name: "routed@" + n + "-via-" + l.nodes[(i+1)%len(l.nodes)], stream: n, routed: true, l: l, last: l.genesis[n]})
+	}
+}
+
+func (s *durableSub) log() SubscriberLog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SubscriberLog{Name: s.name, Stream: s.stream, Seqs: append([]uint64(nil), s.seqs...), Lags: s.lags, Reconnects: s.reconnects}
+}
+
+func (s *durableSub) top() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+func (s *durableSub) deliver(d *eventsv1.Delivery) {
+	if d == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seqs = append(s.seqs, d.GetStreamSequence())
+	s.last = max(s.last, d.GetStreamSequence())
+}
+
+// run keeps the subscription open until ctx ends. ready is closed after
+// the first ack.
+func (s *durableSub) run(ctx context.Context, ready chan<- struct{}) {
+	first := true
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if !first {
+			s.mu.Lock()
+			s.reconnects++
+			s.mu.Unlock()
+		}
+		acked, err := s.once(ctx, func() {
+			if first {
+				first = false
+				close(ready)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if acked {
+			backoff = 100 * time.Millisecond
+		}
+		s.l.log.Debug("durable subscription ended; resuming", "subscriber", s.name, "after", s.top(), "error", err)
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (s *durableSub) once(ctx context.Context, onAck func()) (bool, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	after := s.top()
+	var gotAck atomic.Bool
+	// A stalled stream (its node paused) is noticed by the watchdog: no
+	// ack within the call timeout ends the attempt.
+	ackTimer := time.AfterFunc(callTimeout, func() {
+		if !gotAck.Load() {
+			cancel()
+		}
+	})
+	defer ackTimer.Stop()
+	handle := func(ack bool, d *eventsv1.Delivery, lag *eventsv1.Lag) bool {
+		switch {
+		case ack:
+			gotAck.Store(true)
+			onAck()
+		case lag != nil:
+			s.mu.Lock()
+			s.lags++
+			s.mu.Unlock()
+			return false // resubscribe from what we have
+		default:
+			s.deliver(d)
+		}
+		return true
+	}
+	if s.routed {
+		via := s.viaNode()
+		st, err := routerv1.NewRouterServiceClient(s.l.admin[via]).Subscribe(sctx, &routerv1.SubscribeRequest{
+			Uri: "airc://" + s.stream + "/events/" + durableTopic, StartAfterSequence: after})
+		if err != nil {
+			return false, err
+		}
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				return gotAck.Load(), err
+			}
+			if !handle(m.GetAck() != nil, m.GetDelivery(), m.GetLag()) {
+				return gotAck.Load(), nil
+			}
+		}
+	}
+	st, err := eventsv1.NewEventsServiceClient(s.l.admin[s.stream]).Subscribe(sctx, &eventsv1.SubscribeRequest{
+		Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: durableTopic}, StartAfterSequence: after})
+	if err != nil {
+		return false, err
+	}
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return gotAck.Load(), err
+		}
+		if b := m.GetBatch(); b != nil {
+			for _, d := range b.GetDeliveries() {
+				s.deliver(d)
+			}
+			continue
+		}
+		if !handle(m.GetAck() != nil, m.GetDelivery(), m.GetLag()) {
+			return gotAck.Load(), nil
+		}
+	}
+}
+
+// viaNode is the router a routed subscriber goes through: named in its
+// name, or another live one on a retry.
+func (s *durableSub) viaNode() string {
+	_, via, _ := strings.Cut(s.name, "-via-")
+	s.mu.Lock()
+	r := s.reconnects
+	s.mu.Unlock()
+	var others []string
+	for _, n := range s.l.nodes {
+		if n != s.stream {
+			others = append(others, n)
+		}
+	}
+	if r == 0 || len(others) == 0 {
+		return via
+	}
+	return others[r%len(others)]
+}
+
+// plainSub counts what a plain subscriber of one node gets (no invariant:
+// plain events are not promised to survive anything).
+func (l *load) plainSub(ctx context.Context, n string) {
+	for ctx.Err() == nil {
+		st, err := eventsv1.NewEventsServiceClient(l.admin[n]).Subscribe(ctx, &eventsv1.SubscribeRequest{
+			Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: plainTopic}})
+		if err == nil {
+			for {
+				m, err := st.Recv()
+				if err != nil {
+					break
+				}
+				if m.GetDelivery() != nil {
+					l.plainGot.Add(1)
+				}
+				l.plainGot.Add(uint64(len(m.GetBatch().GetDeliveries())))
+			}
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// readPage reads a resident page back and returns the SHA-256 of its bytes.
+func readPage(ctx context.Context, cc *grpc.ClientConn, persona, artifact string) (string, error) {
+	st, err := genomev1.NewGenomeServiceClient(cc).ReadPage(ctx, &genomev1.ReadPageRequest{PersonaId: persona,
+		Page: &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: artifact}})
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		h.Write(m.GetChunk())
+	}
+}
