@@ -22,6 +22,8 @@ import (
 const (
 	ReasonKindUnknown    = "KIND_UNKNOWN"
 	ReasonPayloadInvalid = "PAYLOAD_INVALID"
+	ReasonBatchInvalid   = "BATCH_INVALID"
+	ReasonStreamAborted  = "STREAM_ABORTED"
 	ReasonSeqOutOfRange  = "SEQ_OUT_OF_RANGE"
 	ReasonSizeOutOfRange = "SIZE_OUT_OF_RANGE"
 	ReasonLogCorrupt     = "LOG_CORRUPT"
@@ -37,6 +39,12 @@ const (
 var (
 	errKindUnknown    = errors.New("unknown kind")
 	errPayloadInvalid = errors.New("payload invalid")
+	// errBatchInvalid: an AppendBatch or AppendStream request with no
+	// entries or more than maxAppendBatch.
+	errBatchInvalid = errors.New("batch invalid")
+	// errStreamAborted: a request of an AppendStream queued after one that
+	// failed (or after the stream ended); it was not recorded.
+	errStreamAborted = errors.New("append stream aborted")
 	errSeqOutOfRange  = errors.New("seq out of range")
 	// errSizeInvalid: sizes that can never be valid (old > new).
 	errSizeInvalid = errors.New("tree sizes out of order")
@@ -81,6 +89,8 @@ var statusOf = []struct {
 }{
 	{errKindUnknown, codes.InvalidArgument, ReasonKindUnknown},
 	{errPayloadInvalid, codes.InvalidArgument, ReasonPayloadInvalid},
+	{errBatchInvalid, codes.InvalidArgument, ReasonBatchInvalid},
+	{errStreamAborted, codes.Aborted, ReasonStreamAborted},
 	{errSeqOutOfRange, codes.InvalidArgument, ReasonSeqOutOfRange},
 	{errSizeInvalid, codes.InvalidArgument, ReasonSizeOutOfRange},
 	{errSizeBeyondLog, codes.OutOfRange, ReasonSizeOutOfRange},

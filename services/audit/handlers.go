@@ -18,19 +18,11 @@ import (
 // Append records one entry for a direct caller. The server's interceptor
 // has already gated callers from outside the mesh on audit/append.
 func (s *Service) Append(ctx context.Context, req *auditv1.AppendRequest) (*auditv1.AppendResponse, error) {
-	if !auditlog.ValidKind(req.GetKind()) {
-		return nil, mapError(ctx, s.log, "append", newError(errKindUnknown,
-			fmt.Sprintf("kind %q is not one of %v", req.GetKind(), auditlog.Kinds), "kind", req.GetKind()))
-	}
-	payload, err := s.payloadOf(req.GetPayload())
+	item, err := s.pendingOf(req, auth.Caller(ctx).Name)
 	if err != nil {
-		return nil, mapError(ctx, s.log, "append", newError(errPayloadInvalid, err.Error()))
+		return nil, mapError(ctx, s.log, "append", err)
 	}
-	entries, err := s.store.append([]pendingEntry{{
-		Kind:    req.GetKind(),
-		Payload: payload,
-		Source:  auditlog.Source{Publisher: auth.Caller(ctx).Name},
-	}})
+	entries, err := s.store.append([]pendingEntry{item})
 	if err != nil {
 		return nil, mapError(ctx, s.log, "append", err)
 	}

@@ -51,6 +51,11 @@ type pendingEntry struct {
 type commitReq struct {
 	items []pendingEntry
 	res   chan commitResult
+	// chain, when set, is shared by the requests of one AppendStream: the
+	// store sets it when one of them fails, and refuses the ones queued
+	// after it, so a stream's recorded entries are always a prefix of what
+	// it sent.
+	chain *atomic.Bool
 }
 
 // commitResult answers a commitReq, or (lead) tells its caller to run the
@@ -252,16 +257,35 @@ func (s *store) reader(hashes []tlog.Hash, staged ...[]tlog.Hash) tlog.HashReade
 // returns them once they are durable. Concurrent calls share one write and
 // one fdatasync. Items of one call are all-or-nothing and adjacent.
 func (s *store) append(items []pendingEntry) ([]auditlog.Entry, error) {
-	req := &commitReq{items: items, res: make(chan commitResult, 1)}
+	req, lead, err := s.enqueue(items, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.wait(req, lead)
+}
+
+// enqueue queues items for a group commit, in the order of the calls, and
+// returns the request to wait on and whether its caller must lead the next
+// commit. A queued request must be waited on (wait) even if its caller has
+// lost interest: the leader role may be handed to it. chain is the stream's
+// failure flag (nil outside AppendStream).
+func (s *store) enqueue(items []pendingEntry, chain *atomic.Bool) (*commitReq, bool, error) {
+	req := &commitReq{items: items, res: make(chan commitResult, 1), chain: chain}
 	s.qmu.Lock()
+	defer s.qmu.Unlock()
 	if s.closed {
-		s.qmu.Unlock()
-		return nil, newError(errLogClosed, "the audit log is closed")
+		return nil, false, newError(errLogClosed, "the audit log is closed")
 	}
 	s.queue = append(s.queue, req)
 	lead := !s.leading
 	s.leading = true
-	s.qmu.Unlock()
+	return req, lead, nil
+}
+
+// wait returns the entries of a queued request once they are durable,
+// running the group commits whose leader role is handed to it meanwhile
+// (lead: enqueue made its caller the leader).
+func (s *store) wait(req *commitReq, lead bool) ([]auditlog.Entry, error) {
 	if lead {
 		s.lead()
 	}
@@ -302,8 +326,25 @@ func (s *store) lead() {
 
 // commit writes one batch. Only the leader runs it.
 func (s *store) commit(batch []*commitReq, entries int) {
+	// Requests of a stream that already failed are refused, not written.
+	live := batch[:0:0]
+	for _, r := range batch {
+		if r.chain != nil && r.chain.Load() {
+			entries -= len(r.items)
+			r.res <- commitResult{err: newError(errStreamAborted, "an earlier request of this stream failed; this one was not recorded")}
+			continue
+		}
+		live = append(live, r)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
 	fail := func(err error) {
 		for _, r := range batch {
+			if r.chain != nil {
+				r.chain.Store(true)
+			}
 			r.res <- commitResult{err: err}
 		}
 	}

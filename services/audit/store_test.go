@@ -25,12 +25,17 @@ type faultyFile struct {
 	failSync  bool
 	// syncHook, when set, runs at the start of every sync.
 	syncHook func()
+	// writeHook, when set, runs at the start of every write.
+	writeHook func()
 }
 
 func (f *faultyFile) WriteAt(b []byte, off int64) (int, error) {
 	f.mu.Lock()
-	fail := f.failWrite
+	fail, hook := f.failWrite, f.writeHook
 	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if fail {
 		n, _ := f.File.WriteAt(b[:len(b)/2], off)
 		return n, syscall.ENOSPC

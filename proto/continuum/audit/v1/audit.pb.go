@@ -299,6 +299,252 @@ func (x *AppendResponse) GetEntry() *Entry {
 	return nil
 }
 
+// AppendBatchRequest is entries to record together.
+type AppendBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1024 entries, recorded in this order.
+	Entries       []*AppendRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendBatchRequest) Reset() {
+	*x = AppendBatchRequest{}
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendBatchRequest) ProtoMessage() {}
+
+func (x *AppendBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendBatchRequest.ProtoReflect.Descriptor instead.
+func (*AppendBatchRequest) Descriptor() ([]byte, []int) {
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppendBatchRequest) GetEntries() []*AppendRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// AppendAck acknowledges one durable entry.
+type AppendAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The entry's (clamped) timestamp, milliseconds since the epoch.
+	TimestampMs int64 `protobuf:"varint,2,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	// Hex SHA-256 chain hash of the entry (see Entry.chain_hash).
+	ChainHash     string `protobuf:"bytes,3,opt,name=chain_hash,json=chainHash,proto3" json:"chain_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAck) Reset() {
+	*x = AppendAck{}
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAck) ProtoMessage() {}
+
+func (x *AppendAck) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAck.ProtoReflect.Descriptor instead.
+func (*AppendAck) Descriptor() ([]byte, []int) {
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AppendAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AppendAck) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+func (x *AppendAck) GetChainHash() string {
+	if x != nil {
+		return x.ChainHash
+	}
+	return ""
+}
+
+// AppendBatchResponse acknowledges every entry of the batch, in order.
+type AppendBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*AppendAck           `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendBatchResponse) Reset() {
+	*x = AppendBatchResponse{}
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendBatchResponse) ProtoMessage() {}
+
+func (x *AppendBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendBatchResponse.ProtoReflect.Descriptor instead.
+func (*AppendBatchResponse) Descriptor() ([]byte, []int) {
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AppendBatchResponse) GetAcks() []*AppendAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+// AppendStreamRequest is one request of an AppendStream.
+type AppendStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1024 entries, recorded consecutively in this order.
+	Entries       []*AppendRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendStreamRequest) Reset() {
+	*x = AppendStreamRequest{}
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendStreamRequest) ProtoMessage() {}
+
+func (x *AppendStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendStreamRequest.ProtoReflect.Descriptor instead.
+func (*AppendStreamRequest) Descriptor() ([]byte, []int) {
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AppendStreamRequest) GetEntries() []*AppendRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// AppendStreamResponse acknowledges the entries of one AppendStreamRequest,
+// in order.
+type AppendStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*AppendAck           `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendStreamResponse) Reset() {
+	*x = AppendStreamResponse{}
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendStreamResponse) ProtoMessage() {}
+
+func (x *AppendStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendStreamResponse.ProtoReflect.Descriptor instead.
+func (*AppendStreamResponse) Descriptor() ([]byte, []int) {
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AppendStreamResponse) GetAcks() []*AppendAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
 // VerifyRequest asks for a full verification.
 type VerifyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -308,7 +554,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +566,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +579,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 // VerifyResponse is a verified log.
@@ -352,7 +598,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +610,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +623,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyResponse) GetOk() bool {
@@ -421,7 +667,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +679,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +692,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadRequest) GetFromSeq() uint64 {
@@ -473,7 +719,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +731,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +744,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadResponse) GetEntry() *Entry {
@@ -517,7 +763,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +775,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +788,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 // CheckpointResponse is a signed checkpoint.
@@ -561,7 +807,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +819,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +832,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckpointResponse) GetNote() string {
@@ -629,7 +875,7 @@ type InclusionProofRequest struct {
 
 func (x *InclusionProofRequest) Reset() {
 	*x = InclusionProofRequest{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +887,7 @@ func (x *InclusionProofRequest) String() string {
 func (*InclusionProofRequest) ProtoMessage() {}
 
 func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +900,7 @@ func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*InclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InclusionProofRequest) GetSeq() uint64 {
@@ -686,7 +932,7 @@ type InclusionProofResponse struct {
 
 func (x *InclusionProofResponse) Reset() {
 	*x = InclusionProofResponse{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +944,7 @@ func (x *InclusionProofResponse) String() string {
 func (*InclusionProofResponse) ProtoMessage() {}
 
 func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +957,7 @@ func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*InclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InclusionProofResponse) GetSeq() uint64 {
@@ -761,7 +1007,7 @@ type ConsistencyProofRequest struct {
 
 func (x *ConsistencyProofRequest) Reset() {
 	*x = ConsistencyProofRequest{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1019,7 @@ func (x *ConsistencyProofRequest) String() string {
 func (*ConsistencyProofRequest) ProtoMessage() {}
 
 func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1032,7 @@ func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsistencyProofRequest) GetOldSize() uint64 {
@@ -818,7 +1064,7 @@ type ConsistencyProofResponse struct {
 
 func (x *ConsistencyProofResponse) Reset() {
 	*x = ConsistencyProofResponse{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1076,7 @@ func (x *ConsistencyProofResponse) String() string {
 func (*ConsistencyProofResponse) ProtoMessage() {}
 
 func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1089,7 @@ func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConsistencyProofResponse) GetOldSize() uint64 {
@@ -890,7 +1136,7 @@ type PublicKeyRequest struct {
 
 func (x *PublicKeyRequest) Reset() {
 	*x = PublicKeyRequest{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1148,7 @@ func (x *PublicKeyRequest) String() string {
 func (*PublicKeyRequest) ProtoMessage() {}
 
 func (x *PublicKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1161,7 @@ func (x *PublicKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKeyRequest.ProtoReflect.Descriptor instead.
 func (*PublicKeyRequest) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{19}
 }
 
 // PublicKeyResponse is the node's checkpoint verifier key.
@@ -930,7 +1176,7 @@ type PublicKeyResponse struct {
 
 func (x *PublicKeyResponse) Reset() {
 	*x = PublicKeyResponse{}
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1188,7 @@ func (x *PublicKeyResponse) String() string {
 func (*PublicKeyResponse) ProtoMessage() {}
 
 func (x *PublicKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_continuum_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_continuum_audit_v1_audit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1201,7 @@ func (x *PublicKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKeyResponse.ProtoReflect.Descriptor instead.
 func (*PublicKeyResponse) Descriptor() ([]byte, []int) {
-	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_continuum_audit_v1_audit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PublicKeyResponse) GetVerifierKey() string {
@@ -995,7 +1241,20 @@ const file_continuum_audit_v1_audit_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\"A\n" +
 	"\x0eAppendResponse\x12/\n" +
-	"\x05entry\x18\x01 \x01(\v2\x19.continuum.audit.v1.EntryR\x05entry\"\x0f\n" +
+	"\x05entry\x18\x01 \x01(\v2\x19.continuum.audit.v1.EntryR\x05entry\"Q\n" +
+	"\x12AppendBatchRequest\x12;\n" +
+	"\aentries\x18\x01 \x03(\v2!.continuum.audit.v1.AppendRequestR\aentries\"_\n" +
+	"\tAppendAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12!\n" +
+	"\ftimestamp_ms\x18\x02 \x01(\x03R\vtimestampMs\x12\x1d\n" +
+	"\n" +
+	"chain_hash\x18\x03 \x01(\tR\tchainHash\"H\n" +
+	"\x13AppendBatchResponse\x121\n" +
+	"\x04acks\x18\x01 \x03(\v2\x1d.continuum.audit.v1.AppendAckR\x04acks\"R\n" +
+	"\x13AppendStreamRequest\x12;\n" +
+	"\aentries\x18\x01 \x03(\v2!.continuum.audit.v1.AppendRequestR\aentries\"I\n" +
+	"\x14AppendStreamResponse\x121\n" +
+	"\x04acks\x18\x01 \x03(\v2\x1d.continuum.audit.v1.AppendAckR\x04acks\"\x0f\n" +
 	"\rVerifyRequest\"n\n" +
 	"\x0eVerifyResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x12\n" +
@@ -1034,9 +1293,11 @@ const file_continuum_audit_v1_audit_proto_rawDesc = "" +
 	"\x10PublicKeyRequest\"N\n" +
 	"\x11PublicKeyResponse\x12!\n" +
 	"\fverifier_key\x18\x01 \x01(\tR\vverifierKey\x12\x16\n" +
-	"\x06origin\x18\x02 \x01(\tR\x06origin2\xe7\x06\n" +
+	"\x06origin\x18\x02 \x01(\tR\x06origin2\xae\b\n" +
 	"\fAuditService\x12m\n" +
-	"\x06Append\x12!.continuum.audit.v1.AppendRequest\x1a\".continuum.audit.v1.AppendResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/audit/entries\x12i\n" +
+	"\x06Append\x12!.continuum.audit.v1.AppendRequest\x1a\".continuum.audit.v1.AppendResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/audit/entries\x12^\n" +
+	"\vAppendBatch\x12&.continuum.audit.v1.AppendBatchRequest\x1a'.continuum.audit.v1.AppendBatchResponse\x12e\n" +
+	"\fAppendStream\x12'.continuum.audit.v1.AppendStreamRequest\x1a(.continuum.audit.v1.AppendStreamResponse(\x010\x01\x12i\n" +
 	"\x06Verify\x12!.continuum.audit.v1.VerifyRequest\x1a\".continuum.audit.v1.VerifyResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/verify\x12f\n" +
 	"\x04Read\x12\x1f.continuum.audit.v1.ReadRequest\x1a .continuum.audit.v1.ReadResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/entries0\x01\x12y\n" +
 	"\n" +
@@ -1057,51 +1318,64 @@ func file_continuum_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_continuum_audit_v1_audit_proto_rawDescData
 }
 
-var file_continuum_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_continuum_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_continuum_audit_v1_audit_proto_goTypes = []any{
 	(*Source)(nil),                   // 0: continuum.audit.v1.Source
 	(*Entry)(nil),                    // 1: continuum.audit.v1.Entry
 	(*AppendRequest)(nil),            // 2: continuum.audit.v1.AppendRequest
 	(*AppendResponse)(nil),           // 3: continuum.audit.v1.AppendResponse
-	(*VerifyRequest)(nil),            // 4: continuum.audit.v1.VerifyRequest
-	(*VerifyResponse)(nil),           // 5: continuum.audit.v1.VerifyResponse
-	(*ReadRequest)(nil),              // 6: continuum.audit.v1.ReadRequest
-	(*ReadResponse)(nil),             // 7: continuum.audit.v1.ReadResponse
-	(*CheckpointRequest)(nil),        // 8: continuum.audit.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),       // 9: continuum.audit.v1.CheckpointResponse
-	(*InclusionProofRequest)(nil),    // 10: continuum.audit.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),   // 11: continuum.audit.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),  // 12: continuum.audit.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil), // 13: continuum.audit.v1.ConsistencyProofResponse
-	(*PublicKeyRequest)(nil),         // 14: continuum.audit.v1.PublicKeyRequest
-	(*PublicKeyResponse)(nil),        // 15: continuum.audit.v1.PublicKeyResponse
-	(*structpb.Struct)(nil),          // 16: google.protobuf.Struct
+	(*AppendBatchRequest)(nil),       // 4: continuum.audit.v1.AppendBatchRequest
+	(*AppendAck)(nil),                // 5: continuum.audit.v1.AppendAck
+	(*AppendBatchResponse)(nil),      // 6: continuum.audit.v1.AppendBatchResponse
+	(*AppendStreamRequest)(nil),      // 7: continuum.audit.v1.AppendStreamRequest
+	(*AppendStreamResponse)(nil),     // 8: continuum.audit.v1.AppendStreamResponse
+	(*VerifyRequest)(nil),            // 9: continuum.audit.v1.VerifyRequest
+	(*VerifyResponse)(nil),           // 10: continuum.audit.v1.VerifyResponse
+	(*ReadRequest)(nil),              // 11: continuum.audit.v1.ReadRequest
+	(*ReadResponse)(nil),             // 12: continuum.audit.v1.ReadResponse
+	(*CheckpointRequest)(nil),        // 13: continuum.audit.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),       // 14: continuum.audit.v1.CheckpointResponse
+	(*InclusionProofRequest)(nil),    // 15: continuum.audit.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),   // 16: continuum.audit.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),  // 17: continuum.audit.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil), // 18: continuum.audit.v1.ConsistencyProofResponse
+	(*PublicKeyRequest)(nil),         // 19: continuum.audit.v1.PublicKeyRequest
+	(*PublicKeyResponse)(nil),        // 20: continuum.audit.v1.PublicKeyResponse
+	(*structpb.Struct)(nil),          // 21: google.protobuf.Struct
 }
 var file_continuum_audit_v1_audit_proto_depIdxs = []int32{
-	16, // 0: continuum.audit.v1.Entry.payload:type_name -> google.protobuf.Struct
+	21, // 0: continuum.audit.v1.Entry.payload:type_name -> google.protobuf.Struct
 	0,  // 1: continuum.audit.v1.Entry.source:type_name -> continuum.audit.v1.Source
-	16, // 2: continuum.audit.v1.AppendRequest.payload:type_name -> google.protobuf.Struct
+	21, // 2: continuum.audit.v1.AppendRequest.payload:type_name -> google.protobuf.Struct
 	1,  // 3: continuum.audit.v1.AppendResponse.entry:type_name -> continuum.audit.v1.Entry
-	1,  // 4: continuum.audit.v1.ReadResponse.entry:type_name -> continuum.audit.v1.Entry
-	2,  // 5: continuum.audit.v1.AuditService.Append:input_type -> continuum.audit.v1.AppendRequest
-	4,  // 6: continuum.audit.v1.AuditService.Verify:input_type -> continuum.audit.v1.VerifyRequest
-	6,  // 7: continuum.audit.v1.AuditService.Read:input_type -> continuum.audit.v1.ReadRequest
-	8,  // 8: continuum.audit.v1.AuditService.Checkpoint:input_type -> continuum.audit.v1.CheckpointRequest
-	10, // 9: continuum.audit.v1.AuditService.InclusionProof:input_type -> continuum.audit.v1.InclusionProofRequest
-	12, // 10: continuum.audit.v1.AuditService.ConsistencyProof:input_type -> continuum.audit.v1.ConsistencyProofRequest
-	14, // 11: continuum.audit.v1.AuditService.PublicKey:input_type -> continuum.audit.v1.PublicKeyRequest
-	3,  // 12: continuum.audit.v1.AuditService.Append:output_type -> continuum.audit.v1.AppendResponse
-	5,  // 13: continuum.audit.v1.AuditService.Verify:output_type -> continuum.audit.v1.VerifyResponse
-	7,  // 14: continuum.audit.v1.AuditService.Read:output_type -> continuum.audit.v1.ReadResponse
-	9,  // 15: continuum.audit.v1.AuditService.Checkpoint:output_type -> continuum.audit.v1.CheckpointResponse
-	11, // 16: continuum.audit.v1.AuditService.InclusionProof:output_type -> continuum.audit.v1.InclusionProofResponse
-	13, // 17: continuum.audit.v1.AuditService.ConsistencyProof:output_type -> continuum.audit.v1.ConsistencyProofResponse
-	15, // 18: continuum.audit.v1.AuditService.PublicKey:output_type -> continuum.audit.v1.PublicKeyResponse
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	2,  // 4: continuum.audit.v1.AppendBatchRequest.entries:type_name -> continuum.audit.v1.AppendRequest
+	5,  // 5: continuum.audit.v1.AppendBatchResponse.acks:type_name -> continuum.audit.v1.AppendAck
+	2,  // 6: continuum.audit.v1.AppendStreamRequest.entries:type_name -> continuum.audit.v1.AppendRequest
+	5,  // 7: continuum.audit.v1.AppendStreamResponse.acks:type_name -> continuum.audit.v1.AppendAck
+	1,  // 8: continuum.audit.v1.ReadResponse.entry:type_name -> continuum.audit.v1.Entry
+	2,  // 9: continuum.audit.v1.AuditService.Append:input_type -> continuum.audit.v1.AppendRequest
+	4,  // 10: continuum.audit.v1.AuditService.AppendBatch:input_type -> continuum.audit.v1.AppendBatchRequest
+	7,  // 11: continuum.audit.v1.AuditService.AppendStream:input_type -> continuum.audit.v1.AppendStreamRequest
+	9,  // 12: continuum.audit.v1.AuditService.Verify:input_type -> continuum.audit.v1.VerifyRequest
+	11, // 13: continuum.audit.v1.AuditService.Read:input_type -> continuum.audit.v1.ReadRequest
+	13, // 14: continuum.audit.v1.AuditService.Checkpoint:input_type -> continuum.audit.v1.CheckpointRequest
+	15, // 15: continuum.audit.v1.AuditService.InclusionProof:input_type -> continuum.audit.v1.InclusionProofRequest
+	17, // 16: continuum.audit.v1.AuditService.ConsistencyProof:input_type -> continuum.audit.v1.ConsistencyProofRequest
+	19, // 17: continuum.audit.v1.AuditService.PublicKey:input_type -> continuum.audit.v1.PublicKeyRequest
+	3,  // 18: continuum.audit.v1.AuditService.Append:output_type -> continuum.audit.v1.AppendResponse
+	6,  // 19: continuum.audit.v1.AuditService.AppendBatch:output_type -> continuum.audit.v1.AppendBatchResponse
+	8,  // 20: continuum.audit.v1.AuditService.AppendStream:output_type -> continuum.audit.v1.AppendStreamResponse
+	10, // 21: continuum.audit.v1.AuditService.Verify:output_type -> continuum.audit.v1.VerifyResponse
+	12, // 22: continuum.audit.v1.AuditService.Read:output_type -> continuum.audit.v1.ReadResponse
+	14, // 23: continuum.audit.v1.AuditService.Checkpoint:output_type -> continuum.audit.v1.CheckpointResponse
+	16, // 24: continuum.audit.v1.AuditService.InclusionProof:output_type -> continuum.audit.v1.InclusionProofResponse
+	18, // 25: continuum.audit.v1.AuditService.ConsistencyProof:output_type -> continuum.audit.v1.ConsistencyProofResponse
+	20, // 26: continuum.audit.v1.AuditService.PublicKey:output_type -> continuum.audit.v1.PublicKeyResponse
+	18, // [18:27] is the sub-list for method output_type
+	9,  // [9:18] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_continuum_audit_v1_audit_proto_init() }
@@ -1115,7 +1389,7 @@ func file_continuum_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_continuum_audit_v1_audit_proto_rawDesc), len(file_continuum_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	AuditService_Append_FullMethodName           = "/continuum.audit.v1.AuditService/Append"
+	AuditService_AppendBatch_FullMethodName      = "/continuum.audit.v1.AuditService/AppendBatch"
+	AuditService_AppendStream_FullMethodName     = "/continuum.audit.v1.AuditService/AppendStream"
 	AuditService_Verify_FullMethodName           = "/continuum.audit.v1.AuditService/Verify"
 	AuditService_Read_FullMethodName             = "/continuum.audit.v1.AuditService/Read"
 	AuditService_Checkpoint_FullMethodName       = "/continuum.audit.v1.AuditService/Checkpoint"
@@ -48,6 +50,29 @@ type AuditServiceClient interface {
 	// retry; LOG_FAILED: an fsync failed, the service must restart;
 	// LOG_CLOSED). Idempotent: no (each call is a new entry).
 	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
+	// AppendBatch records 1 to 1024 entries as consecutive entries, in the
+	// order given, with one write and one fsync, and acknowledges each with
+	// its seq, timestamp and chain hash once they are durable. All or nothing:
+	// one bad entry refuses the whole batch, and a failed write leaves none of
+	// it in the log. Gated by policy on audit/append-batch. Errors: as Append,
+	// with "index" (the 0-based entry) in the metadata of KIND_UNKNOWN and
+	// PAYLOAD_INVALID; INVALID_ARGUMENT (BATCH_INVALID: no entries or more than
+	// 1024). Idempotent: no (after LOG_WRITE_FAILED nothing was written and a
+	// retry is safe; after a lost response it is not known).
+	AppendBatch(ctx context.Context, in *AppendBatchRequest, opts ...grpc.CallOption) (*AppendBatchResponse, error)
+	// AppendStream is pipelined appending for high-rate producers: each
+	// request carries 1 to 1024 entries, recorded exactly as AppendBatch
+	// would (consecutive, all or nothing), and is answered, in request order,
+	// by one response acknowledging its entries. A producer need not wait for
+	// a response before sending the next request; requests of one stream are
+	// sequenced in the order sent and share group commits with everyone
+	// else's. The stream ends at the first request that fails, with its error,
+	// after the responses of every request before it; nothing sent after a
+	// failed request is recorded. Requests not yet answered when a stream
+	// breaks may or may not have been recorded. Gated by policy on
+	// audit/append-stream when the stream opens. Errors: as AppendBatch.
+	// Idempotent: no.
+	AppendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse], error)
 	// Verify re-reads and re-hashes the whole log (in parallel) and returns
 	// its size, head and Merkle root. Beyond the chain it checks that every
 	// entry is the one the recorder committed, so a rewrite of the file is
@@ -100,6 +125,29 @@ func (c *auditServiceClient) Append(ctx context.Context, in *AppendRequest, opts
 	return out, nil
 }
 
+func (c *auditServiceClient) AppendBatch(ctx context.Context, in *AppendBatchRequest, opts ...grpc.CallOption) (*AppendBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AppendBatchResponse)
+	err := c.cc.Invoke(ctx, AuditService_AppendBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) AppendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[0], AuditService_AppendStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AppendStreamRequest, AppendStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_AppendStreamClient = grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse]
+
 func (c *auditServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VerifyResponse)
@@ -112,7 +160,7 @@ func (c *auditServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts
 
 func (c *auditServiceClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[0], AuditService_Read_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[1], AuditService_Read_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +234,29 @@ type AuditServiceServer interface {
 	// retry; LOG_FAILED: an fsync failed, the service must restart;
 	// LOG_CLOSED). Idempotent: no (each call is a new entry).
 	Append(context.Context, *AppendRequest) (*AppendResponse, error)
+	// AppendBatch records 1 to 1024 entries as consecutive entries, in the
+	// order given, with one write and one fsync, and acknowledges each with
+	// its seq, timestamp and chain hash once they are durable. All or nothing:
+	// one bad entry refuses the whole batch, and a failed write leaves none of
+	// it in the log. Gated by policy on audit/append-batch. Errors: as Append,
+	// with "index" (the 0-based entry) in the metadata of KIND_UNKNOWN and
+	// PAYLOAD_INVALID; INVALID_ARGUMENT (BATCH_INVALID: no entries or more than
+	// 1024). Idempotent: no (after LOG_WRITE_FAILED nothing was written and a
+	// retry is safe; after a lost response it is not known).
+	AppendBatch(context.Context, *AppendBatchRequest) (*AppendBatchResponse, error)
+	// AppendStream is pipelined appending for high-rate producers: each
+	// request carries 1 to 1024 entries, recorded exactly as AppendBatch
+	// would (consecutive, all or nothing), and is answered, in request order,
+	// by one response acknowledging its entries. A producer need not wait for
+	// a response before sending the next request; requests of one stream are
+	// sequenced in the order sent and share group commits with everyone
+	// else's. The stream ends at the first request that fails, with its error,
+	// after the responses of every request before it; nothing sent after a
+	// failed request is recorded. Requests not yet answered when a stream
+	// breaks may or may not have been recorded. Gated by policy on
+	// audit/append-stream when the stream opens. Errors: as AppendBatch.
+	// Idempotent: no.
+	AppendStream(grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]) error
 	// Verify re-reads and re-hashes the whole log (in parallel) and returns
 	// its size, head and Merkle root. Beyond the chain it checks that every
 	// entry is the one the recorder committed, so a rewrite of the file is
@@ -230,6 +301,12 @@ type UnimplementedAuditServiceServer struct{}
 
 func (UnimplementedAuditServiceServer) Append(context.Context, *AppendRequest) (*AppendResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Append not implemented")
+}
+func (UnimplementedAuditServiceServer) AppendBatch(context.Context, *AppendBatchRequest) (*AppendBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AppendBatch not implemented")
+}
+func (UnimplementedAuditServiceServer) AppendStream(grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method AppendStream not implemented")
 }
 func (UnimplementedAuditServiceServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
@@ -287,6 +364,31 @@ func _AuditService_Append_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _AuditService_AppendBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AppendBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).AppendBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_AppendBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).AppendBatch(ctx, req.(*AppendBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_AppendStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AuditServiceServer).AppendStream(&grpc.GenericServerStream[AppendStreamRequest, AppendStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_AppendStreamServer = grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]
 
 func _AuditService_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifyRequest)
@@ -401,6 +503,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuditService_Append_Handler,
 		},
 		{
+			MethodName: "AppendBatch",
+			Handler:    _AuditService_AppendBatch_Handler,
+		},
+		{
 			MethodName: "Verify",
 			Handler:    _AuditService_Verify_Handler,
 		},
@@ -422,6 +528,12 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "AppendStream",
+			Handler:       _AuditService_AppendStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Read",
 			Handler:       _AuditService_Read_Handler,
