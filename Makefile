@@ -108,3 +108,15 @@ clean:
 .PHONY: badinput
 badinput:
 	$(GO) run ./tools/badinput --embedded
+
+## chaos: the fault harness (tools/chaos, docs/RELIABILITY.md): three real
+## nodes under mixed load, a seeded 2-minute schedule of kill -9, pause,
+## graceful restart and cut-off, then the invariants as JSON.
+.PHONY: chaos chaos-ci
+CHAOS_SEED ?= 1
+chaos:
+	$(GO) run ./tools/chaos --duration 2m --seed $(CHAOS_SEED)
+
+## chaos-ci: the same for 30 seconds (CI).
+chaos-ci:
+	$(GO) run ./tools/chaos --duration 30s --seed $(CHAOS_SEED)

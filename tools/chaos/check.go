@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -119,7 +120,11 @@ func (l *load) readAudit(ctx context.Context, n string) AuditLog {
 // checkData looks for every acknowledged engram and artifact.
 func (l *load) checkData(ctx context.Context, within time.Duration) []DataItem {
 	l.mu.Lock()
-	engrams := append([]engramRec(nil), l.engrams...)
+	var engrams []engramRec
+	for _, q := range l.live {
+		engrams = append(engrams, q...)
+	}
+	sort.Slice(engrams, func(i, j int) bool { return engrams[i].id < engrams[j].id })
 	artifacts := append([]artifactRec(nil), l.artifacts...)
 	l.mu.Unlock()
 	var items []DataItem

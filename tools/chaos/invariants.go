@@ -178,12 +178,16 @@ type DataItem struct {
 
 // DataResult is the acknowledged-data invariant.
 type DataResult struct {
-	OK               bool     `json:"ok"`
-	EngramsAcked     int      `json:"engrams_acked"`
-	EngramsMissing   int      `json:"engrams_missing"`
-	ArtifactsAcked   int      `json:"artifacts_acked"`
-	ArtifactsMissing int      `json:"artifacts_missing"`
-	ArtifactsCorrupt int      `json:"artifacts_corrupt"`
+	OK               bool `json:"ok"`
+	EngramsAcked     int  `json:"engrams_acked"`
+	EngramsMissing   int  `json:"engrams_missing"`
+	ArtifactsAcked   int  `json:"artifacts_acked"`
+	ArtifactsMissing int  `json:"artifacts_missing"`
+	ArtifactsCorrupt int  `json:"artifacts_corrupt"`
+	// Set by the caller: engrams forgotten on purpose (not checked), and
+	// forgets that were not acknowledged (their engram not checked).
+	EngramsForgotten int      `json:"engrams_forgotten"`
+	ForgetsUnacked   int      `json:"forgets_unacknowledged"`
 	Examples         []string `json:"examples,omitempty"`
 }
 

@@ -33,6 +33,8 @@ const (
 	durableTopic = "chaos-durable"
 	plainTopic   = "chaos-plain"
 	callTimeout  = 3 * time.Second
+	personas     = 12
+	keepEngrams  = 30
 	// retained bounds what each of the load's event streams keeps in
 	// memory; setup fills it, so the runtime baseline already holds it.
 	retained = 1024
@@ -84,13 +86,20 @@ type load struct {
 	acked      map[string][]uint64 // durable stream (node) -> acked sequences
 	genesis    map[string]uint64   // durable stream -> the sequence subscribers start after
 	refusals   map[string][]string // node -> acknowledged refusal ids
-	engrams    []engramRec
-	artifacts  []artifactRec
-	personas   map[string]string // node -> genome persona
-	ops        map[string]int    // "op code" -> count
-	subs       []*durableSub
-	plainAcked atomic.Uint64
-	plainGot   atomic.Uint64
+	// live holds, per persona, the engrams remembered and not forgotten,
+	// oldest first; forgetting beyond keepEngrams keeps the population
+	// (and the nodes' heap) steady.
+	live      map[string][]engramRec
+	forgotten int
+	// forgetsUnacked counts engrams whose forget was not acknowledged:
+	// they may or may not exist, so they are not checked.
+	forgetsUnacked int
+	artifacts      []artifactRec
+	personas       map[string]string // node -> genome persona
+	ops            map[string]int    // "op code" -> count
+	subs           []*durableSub
+	plainAcked     atomic.Uint64
+	plainGot       atomic.Uint64
 }
 
 type engramRec struct {
@@ -107,6 +116,7 @@ func newLoad(c Cluster, seed uint64, log *slog.Logger) (*load, error) {
 		rng:   rand.New(rand.NewPCG(seed, seed+1)),
 		acked: map[string][]uint64{}, genesis: map[string]uint64{}, refusals: map[string][]string{},
 		personas: map[string]string{}, ops: map[string]int{},
+		live: map[string][]engramRec{},
 	}
 	for _, n := range l.nodes {
 		a, err := dial(c.ClientAddr(n), c.TLS(), c.AdminToken())
@@ -304,7 +314,10 @@ func (l *load) run(ctx context.Context) {
 		every(ctx, &wg, 40*time.Millisecond, func(ctx context.Context) {
 			k := l.seq.Add(1)
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			resp, err := ev.Publish(cctx, &eventsv1.PublishRequest{Topic: durableTopic, MsgId: "d-" + strconv.FormatUint(k, 10),
+			// No msg_id: it would be remembered for the dedup window (2 min)
+			// and read as heap growth by the leak check; the harness never
+			// retries a publish, so it needs no idempotency.
+			resp, err := ev.Publish(cctx, &eventsv1.PublishRequest{Topic: durableTopic,
 				Payload: payload(map[string]any{"k": float64(k)})})
 			cancel()
 			if ctx.Err() != nil {
@@ -362,7 +375,7 @@ func (l *load) dispatchOne(ctx context.Context) {
 		req = &routerv1.DispatchRequest{Uri: "airc://" + to + "/debug/get-log-level"}
 	case pick < 10:
 		op = "remember"
-		eng = engramRec{persona: "chaos-" + strconv.Itoa(l.intn(12)), id: "chaos-" + strconv.FormatUint(k, 10)}
+		eng = engramRec{persona: "chaos-" + strconv.Itoa(l.intn(personas)), id: "chaos-" + strconv.FormatUint(k, 10)}
 		eng.content = fmt.Sprintf("chaos engram %d about topic %d", k, k%7)
 		req = &routerv1.DispatchRequest{Uri: "hippocampus/remember", Params: payload(map[string]any{
 			"persona": eng.persona, "channel": "chaos",
@@ -386,7 +399,7 @@ func (l *load) dispatchOne(ctx context.Context) {
 		})}
 	case pick < 17:
 		op = "dispatch-local"
-		req = &routerv1.DispatchRequest{Uri: "mesh/resolve", Params: payload(map[string]any{"service": "hippocampus", "key": "chaos-" + strconv.Itoa(l.intn(12))})}
+		req = &routerv1.DispatchRequest{Uri: "mesh/resolve", Params: payload(map[string]any{"service": "hippocampus", "key": "chaos-" + strconv.Itoa(l.intn(personas))})}
 	default:
 		op = "refusal"
 		conn = l.user[via]
@@ -422,12 +435,72 @@ func (l *load) dispatchOne(ctx context.Context) {
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.dispatches = append(l.dispatches, Dispatch{Via: via, ServedBy: resp.GetServedBy(), URI: req.GetUri(), Start: start, End: end})
+	var old *engramRec
 	if op == "remember" {
 		eng.servedBy = resp.GetServedBy()
-		l.engrams = append(l.engrams, eng)
+		l.live[eng.persona] = append(l.live[eng.persona], eng)
+		if q := l.live[eng.persona]; len(q) > keepEngrams {
+			old = &q[0]
+			l.live[eng.persona] = q[1:]
+		}
 	}
+	l.mu.Unlock()
+	if old != nil {
+		l.forget(ctx, via, *old)
+	}
+}
+
+// remember stores one engram through via's router (setup).
+func (l *load) remember(ctx context.Context, via string, e engramRec) (string, error) {
+	resp, err := routerv1.NewRouterServiceClient(l.admin[via]).Dispatch(ctx, &routerv1.DispatchRequest{Uri: "hippocampus/remember", Params: payload(map[string]any{
+		"persona": e.persona, "channel": "chaos", "engram": map[string]any{"id": e.id, "content": e.content},
+	})})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetServedBy(), nil
+}
+
+// forget forgets the oldest engram of a persona. An engram whose forget
+// was not acknowledged may or may not exist: it is left out of the check.
+func (l *load) forget(ctx context.Context, via string, e engramRec) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	_, err := routerv1.NewRouterServiceClient(l.admin[via]).Dispatch(cctx, &routerv1.DispatchRequest{Uri: "hippocampus/forget",
+		Params: payload(map[string]any{"persona": e.persona, "engram_id": e.id})})
+	cancel()
+	l.count("forget", err)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.forgetsUnacked++
+		return
+	}
+	l.forgotten++
+}
+
+// seedEngrams fills every persona with keepEngrams engrams, so the
+// baseline already holds the population the load keeps steady.
+func (l *load) seedEngrams(ctx context.Context) error {
+	for p := range personas {
+		for i := range keepEngrams {
+			e := engramRec{persona: "chaos-" + strconv.Itoa(p), id: fmt.Sprintf("seed-%d-%d", p, i)}
+			e.content = fmt.Sprintf("seed engram %d of persona %d about topic %d", i, p, i%7)
+			via := l.nodes[(p+i)%len(l.nodes)]
+			err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
+				var err error
+				e.servedBy, err = l.remember(ctx, via, e)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("seed engrams: %w", err)
+			}
+			l.mu.Lock()
+			l.live[e.persona] = append(l.live[e.persona], e)
+			l.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 // durableSub is a durable subscriber of one node's durable stream: direct

@@ -179,6 +179,9 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 	if err := l.setup(ctx); err != nil {
 		return nil, err
 	}
+	if err := l.seedEngrams(ctx); err != nil {
+		return nil, err
+	}
 	l.newSubs()
 
 	// Warm-up: the same load without faults, so pools, classes and caches
@@ -248,6 +251,8 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 	}
 	l.mu.Unlock()
 	loadCounts["plain-delivered"] = int(l.plainGot.Load())
+	dataRes := CheckData(data)
+	dataRes.EngramsForgotten, dataRes.ForgetsUnacked = l.forgotten, l.forgetsUnacked
 	var subLogs []SubscriberLog
 	for _, s := range l.subs {
 		subLogs = append(subLogs, s.log())
@@ -260,13 +265,13 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 
 	faults, det, sus := CheckDetection(faults, trans, nodes, runStart, o.goal, 2*time.Second)
 	inv := map[string]any{
-		"durable_delivery":       CheckDurable(acked, subLogs),
-		"audit_refusals":         CheckAudit(refusals, audit),
-		"acknowledged_data":      CheckData(data),
-		"no_routing_to_dead":     CheckRouting(trans, dispatches),
-		"runtime_back_to_base":   CheckRuntime(base, final, o.tolerance),
-		"failure_detection":      det,
-		"false_suspicions":       sus,
+		"durable_delivery":     CheckDurable(acked, subLogs),
+		"audit_refusals":       CheckAudit(refusals, audit),
+		"acknowledged_data":    dataRes,
+		"no_routing_to_dead":   CheckRouting(trans, dispatches),
+		"runtime_back_to_base": CheckRuntime(base, final, o.tolerance),
+		"failure_detection":    det,
+		"false_suspicions":     sus,
 	}
 	allOK = true
 	for _, v := range inv {

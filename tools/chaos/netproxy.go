@@ -56,9 +56,9 @@ func newFabric(log *slog.Logger) *fabric {
 
 // relay is one proxied TCP connection.
 type relay struct {
-	dst, src   string // node names; src is "" for the harness or unknown
-	down, up   net.Conn
-	closeOnce  sync.Once
+	dst, src  string // node names; src is "" for the harness or unknown
+	down, up  net.Conn
+	closeOnce sync.Once
 }
 
 func (r *relay) close() {

@@ -45,9 +45,9 @@ type observer struct {
 	log   *slog.Logger
 	conns map[string]*grpc.ClientConn
 
-	mu    sync.Mutex
-	last  map[pair]Transition
-	trans []Transition
+	mu              sync.Mutex
+	last            map[pair]Transition
+	trans           []Transition
 	polls, failures int
 }
 

@@ -203,7 +203,7 @@ func (c *procCluster) WatchAddr(node string) string {
 	return ""
 }
 
-func (c *procCluster) TLS() *tls.Config  { return c.tls }
+func (c *procCluster) TLS() *tls.Config   { return c.tls }
 func (c *procCluster) AdminToken() string { return c.admin }
 func (c *procCluster) UserToken() string  { return c.user }
 
