@@ -45,7 +45,7 @@ var (
 	// errStreamAborted: a request of an AppendStream queued after one that
 	// failed (or after the stream ended); it was not recorded.
 	errStreamAborted = errors.New("append stream aborted")
-	errSeqOutOfRange  = errors.New("seq out of range")
+	errSeqOutOfRange = errors.New("seq out of range")
 	// errSizeInvalid: sizes that can never be valid (old > new).
 	errSizeInvalid = errors.New("tree sizes out of order")
 	// errSizeBeyondLog: a size the log has not reached (yet).
