@@ -108,14 +108,26 @@ func TestCheckAudit(t *testing.T) {
 		log  AuditLog
 		want AuditResult
 	}{
-		{"each once", AuditLog{Verified: true, Size: 4, RefusalIDs: []string{"r1", "r2", "r3", "r9"}},
-			AuditResult{OK: true, Verified: 1, Entries: 4, Recorded: 3, UnackedRecorded: 1}},
-		{"missing", AuditLog{Verified: true, Size: 2, RefusalIDs: []string{"r1", "r3"}},
-			AuditResult{Verified: 1, Entries: 2, Recorded: 2, Missing: 1}},
-		{"duplicate", AuditLog{Verified: true, Size: 4, RefusalIDs: []string{"r1", "r2", "r2", "r3"}},
-			AuditResult{Verified: 1, Entries: 4, Recorded: 2, Duplicates: 1}},
-		{"does not verify", AuditLog{VerifyErr: "CHAIN_BROKEN", RefusalIDs: []string{"r1", "r2", "r3"}},
-			AuditResult{Recorded: 3}},
+		{
+			"each once",
+			AuditLog{Verified: true, Size: 4, RefusalIDs: []string{"r1", "r2", "r3", "r9"}},
+			AuditResult{OK: true, Verified: 1, Entries: 4, Recorded: 3, UnackedRecorded: 1},
+		},
+		{
+			"missing",
+			AuditLog{Verified: true, Size: 2, RefusalIDs: []string{"r1", "r3"}},
+			AuditResult{Verified: 1, Entries: 2, Recorded: 2, Missing: 1},
+		},
+		{
+			"duplicate",
+			AuditLog{Verified: true, Size: 4, RefusalIDs: []string{"r1", "r2", "r2", "r3"}},
+			AuditResult{Verified: 1, Entries: 4, Recorded: 2, Duplicates: 1},
+		},
+		{
+			"does not verify",
+			AuditLog{VerifyErr: "CHAIN_BROKEN", RefusalIDs: []string{"r1", "r2", "r3"}},
+			AuditResult{Recorded: 3},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,12 +176,12 @@ func TestCheckRouting(t *testing.T) {
 		{Observer: "n1", Member: "n2", State: StateAlive, Since: at(20)},
 	}
 	ds := []Dispatch{
-		{Via: "n1", ServedBy: "n2", Start: at(5), End: at(5.1)},   // alive: fine
-		{Via: "n1", ServedBy: "n2", Start: at(12), End: at(12.1)}, // dead the whole call
+		{Via: "n1", ServedBy: "n2", Start: at(5), End: at(5.1)},    // alive: fine
+		{Via: "n1", ServedBy: "n2", Start: at(12), End: at(12.1)},  // dead the whole call
 		{Via: "n1", ServedBy: "n2", Start: at(9.9), End: at(10.2)}, // declared during the call
-		{Via: "n1", ServedBy: "n1", Start: at(12), End: at(12.1)}, // local
-		{Via: "n3", ServedBy: "n2", Start: at(12), End: at(12.1)}, // n3 never said n2 died
-		{Via: "n1", ServedBy: "n2", Start: at(21), End: at(21.1)}, // back
+		{Via: "n1", ServedBy: "n1", Start: at(12), End: at(12.1)},  // local
+		{Via: "n3", ServedBy: "n2", Start: at(12), End: at(12.1)},  // n3 never said n2 died
+		{Via: "n1", ServedBy: "n2", Start: at(21), End: at(21.1)},  // back
 	}
 	got := CheckRouting(trans, ds)
 	got.Examples = nil

@@ -171,8 +171,10 @@ func (l *load) checkData(ctx context.Context, within time.Duration) []DataItem {
 				if err := l.registerPersona(cctx, a.node); err != nil {
 					return err
 				}
-				if _, err := genomev1.NewGenomeServiceClient(cc).PageIn(cctx, &genomev1.PageInRequest{PersonaId: l.personas[a.node],
-					Page: &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: a.id}}); err != nil {
+				if _, err := genomev1.NewGenomeServiceClient(cc).PageIn(cctx, &genomev1.PageInRequest{
+					PersonaId: l.personas[a.node],
+					Page:      &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: a.id},
+				}); err != nil {
 					return err
 				}
 				sha, err := readPage(cctx, cc, l.personas[a.node], a.id)

@@ -119,11 +119,11 @@ func newLoad(c Cluster, seed uint64, log *slog.Logger) (*load, error) {
 		live: map[string][]engramRec{},
 	}
 	for _, n := range l.nodes {
-		a, err := dial(c.ClientAddr(n), c.TLS(), c.AdminToken())
+		a, err := dial(c, c.ClientAddr(n), c.AdminToken())
 		if err != nil {
 			return nil, err
 		}
-		u, err := dial(c.ClientAddr(n), c.TLS(), c.UserToken())
+		u, err := dial(c, c.ClientAddr(n), c.UserToken())
 		if err != nil {
 			return nil, err
 		}
@@ -202,8 +202,10 @@ func (l *load) setup(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				if _, err := genomev1.NewGenomeServiceClient(l.admin[n]).PageIn(ctx, &genomev1.PageInRequest{PersonaId: l.personas[n],
-					Page: &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: id}}); err != nil {
+				if _, err := genomev1.NewGenomeServiceClient(l.admin[n]).PageIn(ctx, &genomev1.PageInRequest{
+					PersonaId: l.personas[n],
+					Page:      &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: id},
+				}); err != nil {
 					return err
 				}
 			}
@@ -317,8 +319,10 @@ func (l *load) run(ctx context.Context) {
 			// No msg_id: it would be remembered for the dedup window (2 min)
 			// and read as heap growth by the leak check; the harness never
 			// retries a publish, so it needs no idempotency.
-			resp, err := ev.Publish(cctx, &eventsv1.PublishRequest{Topic: durableTopic,
-				Payload: payload(map[string]any{"k": float64(k)})})
+			resp, err := ev.Publish(cctx, &eventsv1.PublishRequest{
+				Topic:   durableTopic,
+				Payload: payload(map[string]any{"k": float64(k)}),
+			})
 			cancel()
 			if ctx.Err() != nil {
 				return
@@ -466,8 +470,10 @@ func (l *load) remember(ctx context.Context, via string, e engramRec) (string, e
 // was not acknowledged may or may not exist: it is left out of the check.
 func (l *load) forget(ctx context.Context, via string, e engramRec) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	_, err := routerv1.NewRouterServiceClient(l.admin[via]).Dispatch(cctx, &routerv1.DispatchRequest{Uri: "hippocampus/forget",
-		Params: payload(map[string]any{"persona": e.persona, "engram_id": e.id})})
+	_, err := routerv1.NewRouterServiceClient(l.admin[via]).Dispatch(cctx, &routerv1.DispatchRequest{
+		Uri:    "hippocampus/forget",
+		Params: payload(map[string]any{"persona": e.persona, "engram_id": e.id}),
+	})
 	cancel()
 	l.count("forget", err)
 	l.mu.Lock()
@@ -611,7 +617,8 @@ func (s *durableSub) once(ctx context.Context, onAck func()) (bool, error) {
 	if s.routed {
 		via := s.viaNode()
 		st, err := routerv1.NewRouterServiceClient(s.l.admin[via]).Subscribe(sctx, &routerv1.SubscribeRequest{
-			Uri: "airc://" + s.stream + "/events/" + durableTopic, StartAfterSequence: after})
+			Uri: "airc://" + s.stream + "/events/" + durableTopic, StartAfterSequence: after,
+		})
 		if err != nil {
 			return false, err
 		}
@@ -626,7 +633,8 @@ func (s *durableSub) once(ctx context.Context, onAck func()) (bool, error) {
 		}
 	}
 	st, err := eventsv1.NewEventsServiceClient(s.l.admin[s.stream]).Subscribe(sctx, &eventsv1.SubscribeRequest{
-		Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: durableTopic}, StartAfterSequence: after})
+		Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: durableTopic}, StartAfterSequence: after,
+	})
 	if err != nil {
 		return false, err
 	}
@@ -671,7 +679,8 @@ func (s *durableSub) viaNode() string {
 func (l *load) plainSub(ctx context.Context, n string) {
 	for ctx.Err() == nil {
 		st, err := eventsv1.NewEventsServiceClient(l.admin[n]).Subscribe(ctx, &eventsv1.SubscribeRequest{
-			Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: plainTopic}})
+			Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: plainTopic},
+		})
 		if err == nil {
 			for {
 				m, err := st.Recv()
@@ -692,8 +701,10 @@ func (l *load) plainSub(ctx context.Context, n string) {
 
 // readPage reads a resident page back and returns the SHA-256 of its bytes.
 func readPage(ctx context.Context, cc *grpc.ClientConn, persona, artifact string) (string, error) {
-	st, err := genomev1.NewGenomeServiceClient(cc).ReadPage(ctx, &genomev1.ReadPageRequest{PersonaId: persona,
-		Page: &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: artifact}})
+	st, err := genomev1.NewGenomeServiceClient(cc).ReadPage(ctx, &genomev1.ReadPageRequest{
+		PersonaId: persona,
+		Page:      &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: artifact},
+	})
 	if err != nil {
 		return "", err
 	}

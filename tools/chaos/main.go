@@ -47,6 +47,7 @@ type options struct {
 	goal      time.Duration
 	tolerance float64
 	dir       string
+	noFaults  bool
 }
 
 // Report is the verdict line.
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.goal, "detect-goal", 6*time.Second, "failure-detection goal per fault")
 	fs.Float64Var(&o.tolerance, "tolerance", 0.10, "how far above baseline goroutines and heap may end")
 	fs.StringVar(&o.dir, "dir", "", "run directory (default: a new temporary directory)")
+	fs.BoolVar(&o.noFaults, "no-faults", false, "the load alone, without faults: a control run for the figures")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -205,6 +207,9 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 		HoldMin: 3 * time.Second, HoldMax: 6 * time.Second,
 		GapMin: 3 * time.Second, GapMax: 6 * time.Second,
 	})
+	if o.noFaults {
+		sched = nil
+	}
 	for _, f := range sched {
 		log.Info("scheduled", "fault", f.String())
 	}

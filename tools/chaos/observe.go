@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -25,13 +25,24 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 
 func (bearer) RequireTransportSecurity() bool { return false }
 
-// dial opens a client connection presenting token.
-func dial(addr string, tlsCfg *tls.Config, token string) (*grpc.ClientConn, error) {
+// contextDialer is a cluster whose addresses need its own dialer (compose:
+// a member's container address changes when it restarts).
+type contextDialer interface {
+	DialContext(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// dial opens a client connection to addr on c presenting token.
+func dial(c Cluster, addr, token string) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
-	if tlsCfg != nil {
+	if tlsCfg := c.TLS(); tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg.Clone())
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(token)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(token))}
+	if d, ok := c.(contextDialer); ok {
+		opts = append(opts, grpc.WithContextDialer(d.DialContext))
+		addr = "passthrough:///" + addr
+	}
+	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -54,7 +65,7 @@ type observer struct {
 func newObserver(c Cluster, log *slog.Logger) (*observer, error) {
 	o := &observer{log: log, conns: map[string]*grpc.ClientConn{}, last: map[pair]Transition{}}
 	for _, n := range c.Nodes() {
-		cc, err := dial(c.WatchAddr(n), c.TLS(), c.AdminToken())
+		cc, err := dial(c, c.WatchAddr(n), c.AdminToken())
 		if err != nil {
 			o.close()
 			return nil, err

@@ -104,7 +104,8 @@ func newProcCluster(ctx context.Context, o procOptions) (*procCluster, error) {
 		return nil, err
 	}
 	for _, n := range c.nodes {
-		n.args = []string{"up", "--node", n.name,
+		n.args = []string{
+			"up", "--node", n.name,
 			"--listen", n.grpcReal, "--advertise", n.proxy.GRPCAddr(),
 			"--gossip", n.gossip, "--gossip-advertise", n.proxy.GossipAddr(),
 			"--http", "", "--data", filepath.Join(o.Dir, "data", "{node}"),
@@ -113,7 +114,8 @@ func newProcCluster(ctx context.Context, o procOptions) (*procCluster, error) {
 			// A small memory tier and file tiers below it: what the load
 			// keeps resident is bounded, so the leak check sees leaks, not
 			// a cache filling up.
-			"--genome-tiers", "fast=256KiB,bench=64MiB,frozen=256MiB"}
+			"--genome-tiers", "fast=256KiB,bench=64MiB,frozen=256MiB",
+		}
 		for _, m := range c.nodes {
 			if m != n {
 				n.args = append(n.args, "--join", m.proxy.GossipAddr())
