@@ -12,11 +12,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/continuum-mesh/continuum/pkg/auditevents"
 	"github.com/continuum-mesh/continuum/pkg/auditlog"
-	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
 
@@ -269,24 +267,6 @@ func (s *Service) skipDuplicate(ctx context.Context, src source, d *eventsv1.Del
 		s.log.WarnContext(ctx, "audit recorder: skipped a delivery at or below the resume point; was the events stream reset?",
 			"source", src.key, "topic", d.GetTopic(), "stream_sequence", d.GetStreamSequence(), "after", after)
 	}
-}
-
-// payloadOf converts and checks an event or Append payload.
-func (s *Service) payloadOf(p *structpb.Struct) (map[string]any, error) {
-	if p == nil {
-		return map[string]any{}, nil
-	}
-	if n := proto.Size(p); n > s.cfg.MaxPayloadBytes {
-		return nil, fmt.Errorf("payload is %d bytes, more than the %d allowed", n, s.cfg.MaxPayloadBytes)
-	}
-	if err := jsonvalue.Check(p, jsonvalue.Limits{}); err != nil {
-		return nil, fmt.Errorf("payload: %w", err)
-	}
-	m := p.AsMap()
-	if err := auditlog.ValidatePayload(m); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // entryOf turns a delivery into an entry to record. Deliveries on topics
