@@ -15,9 +15,15 @@ const (
 	DefaultHeartbeat    = 15 * time.Second
 	DefaultCallTimeout  = 30 * time.Second
 	DefaultMaxBodyBytes = 4 << 20
-	DefaultMaxStreams   = 1024
-	DefaultDrainTimeout = 10 * time.Second
-	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxUploadBytes bounds an artifact upload (POST
+	// /v1/genome/artifacts).
+	DefaultMaxUploadBytes = 8 << 30
+	// DefaultUploadIdleTimeout bounds the wait for the next bytes of an
+	// upload.
+	DefaultUploadIdleTimeout = time.Minute
+	DefaultMaxStreams        = 1024
+	DefaultDrainTimeout      = 10 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
 )
 
 // Config is what the gateway needs to know before it listens.
@@ -35,6 +41,13 @@ type Config struct {
 	CallTimeout time.Duration
 	// MaxBodyBytes bounds a request body; zero is 4 MiB.
 	MaxBodyBytes int64
+	// MaxUploadBytes bounds the body of an artifact upload (POST
+	// /v1/genome/artifacts), which is streamed to the genome service, not
+	// held; zero is 8 GiB.
+	MaxUploadBytes int64
+	// UploadIdleTimeout bounds the wait for the next bytes of an upload
+	// body; zero is one minute.
+	UploadIdleTimeout time.Duration
 	// MaxStreams bounds the event streams (SSE and newline-delimited JSON)
 	// open at once; zero is 1024.
 	MaxStreams int
@@ -67,6 +80,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	for name, v := range map[string]int64{
 		"Heartbeat": int64(c.Heartbeat), "CallTimeout": int64(c.CallTimeout), "MaxBodyBytes": c.MaxBodyBytes,
+		"MaxUploadBytes": c.MaxUploadBytes, "UploadIdleTimeout": int64(c.UploadIdleTimeout),
 		"MaxStreams": int64(c.MaxStreams), "WriteTimeout": int64(c.WriteTimeout), "DrainTimeout": int64(c.DrainTimeout),
 	} {
 		if v < 0 {
@@ -81,6 +95,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if c.UploadIdleTimeout == 0 {
+		c.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams

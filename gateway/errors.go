@@ -35,7 +35,8 @@ const (
 	// ReasonBodyInvalid: the body of a stream route is not the request
 	// message in protobuf JSON.
 	ReasonBodyInvalid = "BODY_INVALID"
-	// ReasonBodyTooLarge: the body is larger than Config.MaxBodyBytes.
+	// ReasonBodyTooLarge: the body is larger than Config.MaxBodyBytes (an
+	// artifact upload: Config.MaxUploadBytes).
 	ReasonBodyTooLarge = "BODY_TOO_LARGE"
 	// ReasonStreamLimit: Config.MaxStreams streams are open already.
 	ReasonStreamLimit = "STREAM_LIMIT"
@@ -90,9 +91,10 @@ func (g *Gateway) errorBody(ctx context.Context, err error) ErrorBody {
 		httpStatus, err = hs.HTTPStatus, hs.Err
 	}
 	var up *upstreamError
+	limit, tooLarge := bodyTooLarge(ctx)
 	switch {
-	case bodyTooLarge(ctx):
-		httpStatus, err = http.StatusRequestEntityTooLarge, g.errBodyTooLarge().Err
+	case tooLarge:
+		httpStatus, err = http.StatusRequestEntityTooLarge, errBodyTooLargeLimit(limit).Err
 	case errors.As(err, &up):
 		err = up.err
 	case rpcerr.Info(err) != nil:
@@ -162,10 +164,10 @@ func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ r
 	g.writeError(w, r, routingError(r, httpStatus))
 }
 
-// errBodyTooLarge is 413 BODY_TOO_LARGE.
-func (g *Gateway) errBodyTooLarge() *runtime.HTTPStatusError {
+// errBodyTooLargeLimit is 413 BODY_TOO_LARGE for a body over limit bytes.
+func errBodyTooLargeLimit(limit int64) *runtime.HTTPStatusError {
 	return &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: newError(codes.InvalidArgument,
-		ReasonBodyTooLarge, "the request body is larger than the gateway accepts", "limit_bytes", itoa(g.cfg.MaxBodyBytes))}
+		ReasonBodyTooLarge, "the request body is larger than the gateway accepts", "limit_bytes", itoa(limit))}
 }
 
 func routingError(r *http.Request, httpStatus int) error {

@@ -98,7 +98,8 @@ func TestErrorBody(t *testing.T) {
 func TestBodyTooLargeWins(t *testing.T) {
 	t.Parallel()
 	g := &Gateway{cfg: Config{MaxBodyBytes: 10}, log: slog.New(slog.DiscardHandler)}
-	lb := &limitedBody{done: func() {}}
+	// The limit is the body's own (an upload's is MaxUploadBytes).
+	lb := &limitedBody{limit: 10, done: func() {}}
 	lb.exceeded.Store(true)
 	ctx := context.WithValue(context.Background(), limitedBodyKey{}, lb)
 	got := g.errorBody(ctx, status.Error(codes.InvalidArgument, "unexpected EOF"))

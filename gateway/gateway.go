@@ -33,7 +33,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	auditv1 "github.com/continuum-mesh/continuum/proto/continuum/audit/v1"
 	debugv1 "github.com/continuum-mesh/continuum/proto/continuum/debug/v1"
+	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
+	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
+	hippocampusv1 "github.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1"
 	meshv1 "github.com/continuum-mesh/continuum/proto/continuum/mesh/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
 )
@@ -73,6 +77,30 @@ func services() []service {
 				return debugv1.RegisterDebugServiceHandlerClient(ctx, mux, debugv1.NewDebugServiceClient(cc))
 			},
 		},
+		{
+			name: "events", desc: &eventsv1.EventsService_ServiceDesc,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return eventsv1.RegisterEventsServiceHandlerClient(ctx, mux, eventsv1.NewEventsServiceClient(cc))
+			},
+		},
+		{
+			name: "audit", desc: &auditv1.AuditService_ServiceDesc,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return auditv1.RegisterAuditServiceHandlerClient(ctx, mux, auditv1.NewAuditServiceClient(cc))
+			},
+		},
+		{
+			name: "genome", desc: &genomev1.GenomeService_ServiceDesc,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return genomev1.RegisterGenomeServiceHandlerClient(ctx, mux, genomev1.NewGenomeServiceClient(cc))
+			},
+		},
+		{
+			name: "hippocampus", desc: &hippocampusv1.HippocampusService_ServiceDesc,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return hippocampusv1.RegisterHippocampusServiceHandlerClient(ctx, mux, hippocampusv1.NewHippocampusServiceClient(cc))
+			},
+		},
 		// continuum:gateway:services (annotated services are added above)
 	}
 }
@@ -85,6 +113,7 @@ type Gateway struct {
 	srv       *http.Server
 	api       *runtime.ServeMux
 	events    grpc.ClientConnInterface
+	genome    grpc.ClientConnInterface
 	conns     []grpc.ClientConnInterface
 	page      page
 	marshal   func(proto.Message) ([]byte, error)
@@ -171,8 +200,18 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 			return nil, err
 		}
 	}
-	if g.events, err = dial("events"); err != nil {
-		return nil, err
+	// GET /v1/events/subscribe and POST /v1/genome/artifacts share their
+	// service's connection.
+	for i, s := range svcs {
+		switch s.name {
+		case "events":
+			g.events = conns[i]
+		case "genome":
+			g.genome = conns[i]
+		}
+	}
+	if g.events == nil || g.genome == nil {
+		return nil, errors.New("gateway: services() lacks events or genome")
 	}
 
 	lis, err := net.Listen("tcp", cfg.Listen)
@@ -200,8 +239,9 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 func (g *Gateway) Addr() string { return g.lis.Addr().String() }
 
 // Handler is the gateway's whole HTTP face: the status page at /, its
-// assets under /ui/, /healthz, the event stream at /v1/events/subscribe
-// and the transcoded API under /v1/.
+// assets under /ui/, /healthz, the event stream at /v1/events/subscribe,
+// artifact uploads at /v1/genome/artifacts and the transcoded API under
+// /v1/.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", g.page.index())
@@ -212,6 +252,8 @@ func (g *Gateway) Handler() http.Handler {
 		_, _ = w.Write([]byte(`{"status":"SERVING"}` + "\n"))
 	})
 	mux.Handle("GET "+EventsSubscribePath, g.apiRequest(http.HandlerFunc(g.serveEventsSubscribe)))
+	mux.Handle("POST "+ArtifactUploadPath, g.apiRequestBody(http.HandlerFunc(g.serveArtifactUpload),
+		g.cfg.MaxUploadBytes, g.cfg.UploadIdleTimeout))
 	mux.Handle("/v1/", g.apiRequest(g.api))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, routingError(r, http.StatusNotFound))

@@ -112,8 +112,17 @@ func (g *Gateway) logRequests(next http.Handler) http.Handler {
 // apiRequest prepares a request to the /v1/ API: it moves ?access_token=
 // into the Authorization header (GET and HEAD only: a token in a URL of a
 // request that changes something would be too easily replayed and leaked),
-// bounds the body, and marks the answer as not cacheable.
+// bounds the body (Config.MaxBodyBytes, read within bodyReadTimeout), and
+// marks the answer as not cacheable.
 func (g *Gateway) apiRequest(next http.Handler) http.Handler {
+	return g.apiRequestBody(next, g.cfg.MaxBodyBytes, 0)
+}
+
+// apiRequestBody is apiRequest with a body of at most limit bytes. With
+// idle zero the whole body must arrive within bodyReadTimeout; otherwise
+// each read must make progress within idle, however long the body takes
+// (an artifact upload).
+func (g *Gateway) apiRequestBody(next http.Handler, limit int64, idle time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -122,14 +131,18 @@ func (g *Gateway) apiRequest(next http.Handler) http.Handler {
 			g.writeError(w, r, err)
 			return
 		}
-		if r.ContentLength > g.cfg.MaxBodyBytes {
-			g.writeError(w, r, g.errBodyTooLarge())
+		if r.ContentLength > limit {
+			g.writeError(w, r, errBodyTooLargeLimit(limit))
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-			lb := &limitedBody{rc: r.Body, left: g.cfg.MaxBodyBytes, done: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+			lb := &limitedBody{rc: r.Body, left: limit, limit: limit, done: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+			if idle > 0 {
+				lb.beforeRead = func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }
+			} else {
+				_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+			}
 			r = r.WithContext(context.WithValue(r.Context(), limitedBodyKey{}, lb))
 			r.Body = lb
 		}
@@ -169,11 +182,15 @@ const bodyReadTimeout = time.Minute
 // so the error the transcoder reports (a decode error) can be answered as
 // 413 BODY_TOO_LARGE. Once the body is read, done lifts its read deadline.
 type limitedBody struct {
-	rc       io.ReadCloser
-	left     int64
-	exceeded atomic.Bool
-	done     func()
-	doneOnce sync.Once
+	rc    io.ReadCloser
+	left  int64
+	limit int64
+	// beforeRead, when set, runs before every read (it moves an idle read
+	// deadline).
+	beforeRead func()
+	exceeded   atomic.Bool
+	done       func()
+	doneOnce   sync.Once
 }
 
 type limitedBodyKey struct{}
@@ -184,6 +201,9 @@ func (l *limitedBody) Read(p []byte) (n int, err error) {
 			l.doneOnce.Do(l.done)
 		}
 	}()
+	if l.beforeRead != nil {
+		l.beforeRead()
+	}
 	if l.left <= 0 {
 		// Probe for one more byte: exactly the limit is fine.
 		var one [1]byte
@@ -209,11 +229,14 @@ func (l *limitedBody) Close() error {
 
 var errBodyTooLarge = errors.New("request body too large")
 
-// bodyTooLarge reports whether the request behind ctx sent more than the
-// limit.
-func bodyTooLarge(ctx context.Context) bool {
+// bodyTooLarge reports whether the request behind ctx sent more than its
+// limit, and the limit.
+func bodyTooLarge(ctx context.Context) (limit int64, exceeded bool) {
 	lb, ok := ctx.Value(limitedBodyKey{}).(*limitedBody)
-	return ok && lb.exceeded.Load()
+	if !ok || !lb.exceeded.Load() {
+		return 0, false
+	}
+	return lb.limit, true
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
