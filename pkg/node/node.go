@@ -51,6 +51,7 @@ type Node struct {
 	server    *rpc.Server
 	mesh      *mesh.Mesh
 	local     *grpc.ClientConn
+	channel   *rpc.Channel
 	clientTLS *tls.Config
 	tokens    *auth.Tokens
 
@@ -103,6 +104,7 @@ func New(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.channel = n.server.Channel(n.local)
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = n.server.Addr()
@@ -122,7 +124,7 @@ func New(cfg Config, log *slog.Logger) (_ *Node, err error) {
 		Node: cfg.Node, GossipAddr: gossip, AdvertiseAddr: gossipAdvertise, GRPCAddr: advertise,
 		Services: cfg.services(), Peers: cfg.Peers, Rooms: cfg.Rooms, Join: cfg.Join,
 		Profile: cfg.MeshProfile, SecretKey: cfg.GossipKey,
-	}, mesh.Deps{Logger: log, Dial: n.dialMember, Local: n.local, Now: time.Now})
+	}, mesh.Deps{Logger: log, Dial: n.dialMember, Local: n.channel, Now: time.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +170,11 @@ func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 // Local is an in-process client connection to this node, authenticated as
 // the node itself.
 func (n *Node) Local() *grpc.ClientConn { return n.local }
+
+// Channel is the direct in-process channel to this node's server (see
+// rpc.Channel): unary calls to the services it runs skip HTTP/2 but not
+// the interceptors. The mesh uses it for every call to this node.
+func (n *Node) Channel() grpc.ClientConnInterface { return n.channel }
 
 // Run serves until ctx ends, then drains in order: health NOT_SERVING,
 // hand-offs, leave the mesh, stop background loops, GracefulStop with a

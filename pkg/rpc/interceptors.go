@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -185,8 +187,46 @@ var logOpts = []logging.Option{
 	}),
 }
 
+// logUnary logs each finished unary call with the fields and levels of
+// the logging middleware's stream twin (logStream), but builds the line
+// only when the level is enabled: most calls succeed, at debug, and a
+// node at info would otherwise spend a fifth of an in-process call's CPU
+// on fields nobody reads.
 func logUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
-	return logging.UnaryServerInterceptor(logger(l), logOpts...)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := h(ctx, req)
+		code := status.Code(err)
+		lvl := slog.LevelDebug
+		if code != codes.OK {
+			lvl = slog.Level(logging.DefaultServerCodeToLevel(code))
+		}
+		if !l.Enabled(ctx, lvl) {
+			return resp, err
+		}
+		service, method := splitMethod(info.FullMethod)
+		attrs := []any{
+			"protocol", "grpc", "grpc.component", "server", "grpc.service", service, "grpc.method", method,
+			"grpc.method_type", "unary", "grpc.start_time", start.Format(time.RFC3339),
+			"grpc.code", code.String(), "grpc.time_ms", fmt.Sprintf("%.3f", float64(time.Since(start).Microseconds())/1000),
+		}
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			attrs = append(attrs, "peer.address", p.Addr.String())
+		}
+		if err != nil {
+			attrs = append(attrs, "grpc.error", err.Error())
+		}
+		l.Log(ctx, lvl, "finished call", attrs...)
+		return resp, err
+	}
+}
+
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "unknown", full
 }
 
 func logStream(l *slog.Logger) grpc.StreamServerInterceptor {

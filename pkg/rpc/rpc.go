@@ -31,6 +31,7 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/gate"
 	"github.com/continuum-mesh/continuum/pkg/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config is what a server needs to know before it listens.
@@ -86,6 +87,18 @@ type Server struct {
 	gate     gate.Gate
 	fallback grpc.StreamHandler
 	services []string
+	unary    map[string]unaryMethod // for Channel
+
+	// The direct in-process calls of Channel.
+	unaryChain   grpc.UnaryServerInterceptor
+	tracer       trace.Tracer
+	inprocMu     sync.RWMutex
+	inprocClosed bool
+	inflight     sync.WaitGroup
+	// hardStop ends the handlers of direct calls when a drain runs out of
+	// time, as grpc's Stop ends those of network calls.
+	hardStop     context.Context
+	stopHandlers context.CancelFunc
 }
 
 // New builds the server and binds its listener (so ":0" has a port before
@@ -111,19 +124,27 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, log: deps.Logger, lis: lis, inproc: newInprocListener(cfg.Node), gate: deps.Gate}
+	s := &Server{cfg: cfg, log: deps.Logger, lis: lis, inproc: newInprocListener(cfg.Node), gate: deps.Gate, unary: map[string]unaryMethod{}}
 	a := &authenticator{node: cfg.Node, tokens: deps.Tokens, server: s}
+	unary := []grpc.UnaryServerInterceptor{
+		recoverUnary(deps.Logger),
+		logUnary(deps.Logger),
+		a.unary,
+		mapErrorsUnary(deps.Logger),
+	}
+	s.unaryChain = chainUnary(unary)
+	s.hardStop, s.stopHandlers = context.WithCancel(context.Background())
+	if deps.Telemetry != nil {
+		s.tracer = tracerFor(deps.Telemetry.Provider)
+	} else {
+		s.tracer = tracerFor(nil)
+	}
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)), //nolint:gosec // clamped to MaxInt32 above
 		grpc.StatsHandler(otelgrpc.NewServerHandler(handlerOptions(deps.Telemetry)...)),
-		grpc.ChainUnaryInterceptor(
-			recoverUnary(deps.Logger),
-			logUnary(deps.Logger),
-			a.unary,
-			mapErrorsUnary(deps.Logger),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
 			recoverStream(deps.Logger),
 			logStream(deps.Logger),
@@ -161,6 +182,7 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.grpc.RegisterService(desc, impl)
 	s.mu.Lock()
 	s.services = append(s.services, desc.ServiceName)
+	s.registerUnary(desc, impl)
 	s.mu.Unlock()
 }
 
@@ -253,6 +275,7 @@ func (s *Server) Drain() {
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
+		s.closeInproc()
 		close(done)
 	}()
 	t := time.NewTimer(s.cfg.DrainTimeout)
@@ -262,6 +285,7 @@ func (s *Server) Drain() {
 	case <-t.C:
 		s.log.Warn("drain deadline passed; forcing stop", "node", s.cfg.Node, "timeout", s.cfg.DrainTimeout)
 		s.grpc.Stop()
+		s.stopHandlers()
 		<-done
 	}
 	_ = s.inproc.Close()

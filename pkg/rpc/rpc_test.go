@@ -28,6 +28,12 @@ type whoami struct {
 }
 
 func (whoami) GetLogLevel(ctx context.Context, _ *debugv1.GetLogLevelRequest) (*debugv1.GetLogLevelResponse, error) {
+	if err := grpc.SetHeader(ctx, metadata.Pairs("x-whoami", "header")); err != nil {
+		return nil, err
+	}
+	if err := grpc.SetTrailer(ctx, metadata.Pairs("x-whoami-trailer", "trailer")); err != nil {
+		return nil, err
+	}
 	return &debugv1.GetLogLevelResponse{Level: auth.Caller(ctx).Name + "|" + auth.Hop(ctx).Name}, nil
 }
 

@@ -6,6 +6,7 @@ package routerbench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,53 +40,87 @@ type Result struct {
 	CallsPerVariant int     `json:"calls_per_variant"`
 }
 
-// Run parses flags, starts a single node and measures.
+// Options are a measurement's settings.
+type Options struct {
+	// QPS is the paced request rate of the overhead comparison.
+	QPS int
+	// Duration is how long each paced variant runs.
+	Duration time.Duration
+	// Inproc is how many in-process dispatches to time (after 1000 of
+	// warm-up).
+	Inproc int
+}
+
+// Run parses flags, starts a single node, measures, prints the figures and,
+// last, the Result as one line of JSON.
 func Run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench router", flag.ContinueOnError)
-	qps := fs.Int("qps", 1000, "paced request rate for the overhead comparison")
-	duration := fs.Duration("duration", 10*time.Second, "how long each paced variant runs")
-	inproc := fs.Int("inproc", 20000, "in-process dispatches to time")
+	var o Options
+	fs.IntVar(&o.QPS, "qps", 1000, "paced request rate for the overhead comparison")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each paced variant runs")
+	fs.IntVar(&o.Inproc, "inproc", 20000, "in-process dispatches to time")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "routerbench")
+	res, err := Measure(context.Background(), o)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(out, "in-process dispatch: p50 %.1f µs  p99 %.1f µs (%d calls)\n", res.InprocP50us, res.InprocP99us, o.Inproc)
+	fmt.Fprintf(out, "direct gRPC at %d QPS: p50 %.1f µs  p99 %.1f µs\n", res.QPS, res.DirectP50us, res.DirectP99us)
+	fmt.Fprintf(out, "via router at %d QPS: p50 %.1f µs  p99 %.1f µs\n", res.QPS, res.DispatchP50us, res.DispatchP99us)
+	fmt.Fprintf(out, "router overhead: p50 %.1f µs  p99 %.1f µs\n", res.OverheadP50us, res.OverheadP99us)
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, string(b))
+	return err
+}
+
+// Measure starts a single node on 127.0.0.1:0 and measures it.
+func Measure(ctx context.Context, o Options) (res Result, err error) {
+	if o.QPS <= 0 || o.Duration <= 0 || o.Inproc <= 0 {
+		return Result{}, errors.New("bench router: qps, duration and inproc must be positive")
+	}
+	dir, err := os.MkdirTemp("", "routerbench")
+	if err != nil {
+		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
 	token := "bench-admin-token"
 	tokens := filepath.Join(dir, "tokens.yaml")
 	if err := os.WriteFile(tokens, []byte("tokens:\n  - principal: admin\n    token: "+token+"\n    admin: true\n"), 0o600); err != nil {
-		return err
+		return Result{}, err
 	}
 	n, err := node.New(node.Config{
 		Node: "bench", Services: []string{"router"}, Listen: "127.0.0.1:0", DataDir: dir, TokensFile: tokens,
 		MeshProfile: "local",
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		return err
+		return Result{}, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(out, "node:", err)
+		if rerr := <-done; rerr != nil && err == nil {
+			err = fmt.Errorf("node: %w", rerr)
 		}
 	}()
 
-	res := Result{QPS: *qps}
+	res = Result{QPS: o.QPS}
 	// In process: the router called through the node's in-process
 	// connection, on behalf of the admin, every interceptor included.
-	local := routerv1.NewRouterServiceClient(n.Local())
+	local := routerv1.NewRouterServiceClient(n.Channel())
 	admin := auth.Principal{Name: "admin", Kind: auth.KindToken}
 	req := &routerv1.DispatchRequest{Uri: "debug/get-log-level"}
-	lat := make([]time.Duration, 0, *inproc)
-	for i := 0; i < *inproc+1000; i++ {
+	lat := make([]time.Duration, 0, o.Inproc)
+	for i := 0; i < o.Inproc+1000; i++ {
 		t0 := time.Now()
 		if _, err := local.Dispatch(auth.OnBehalfOf(ctx, admin), req); err != nil {
-			return fmt.Errorf("in-process dispatch: %w", err)
+			return Result{}, fmt.Errorf("in-process dispatch: %w", err)
 		}
 		if i >= 1000 { // warm-up
 			lat = append(lat, time.Since(t0))
@@ -96,7 +131,7 @@ func Run(args []string, out io.Writer) error {
 	// Over loopback: a direct call versus the same method through Dispatch.
 	cc, err := grpc.NewClient(n.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	defer cc.Close()
 	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
@@ -108,26 +143,20 @@ func Run(args []string, out io.Writer) error {
 		_, err := routerv1.NewRouterServiceClient(cc).Dispatch(actx, req)
 		return err
 	}
-	d, err := paced(direct, *qps, *duration)
+	d, err := paced(direct, o.QPS, o.Duration)
 	if err != nil {
-		return fmt.Errorf("direct: %w", err)
+		return Result{}, fmt.Errorf("direct: %w", err)
 	}
-	r, err := paced(viaRouter, *qps, *duration)
+	r, err := paced(viaRouter, o.QPS, o.Duration)
 	if err != nil {
-		return fmt.Errorf("dispatch: %w", err)
+		return Result{}, fmt.Errorf("dispatch: %w", err)
 	}
 	res.CallsPerVariant = len(d)
 	res.DirectP50us, res.DirectP99us = pct(d, 50), pct(d, 99)
 	res.DispatchP50us, res.DispatchP99us = pct(r, 50), pct(r, 99)
 	res.OverheadP50us = res.DispatchP50us - res.DirectP50us
 	res.OverheadP99us = res.DispatchP99us - res.DirectP99us
-	fmt.Fprintf(out, "in-process dispatch: p50 %.1f µs  p99 %.1f µs (%d calls)\n", res.InprocP50us, res.InprocP99us, len(lat))
-	fmt.Fprintf(out, "direct gRPC at %d QPS: p50 %.1f µs  p99 %.1f µs\n", *qps, res.DirectP50us, res.DirectP99us)
-	fmt.Fprintf(out, "via router at %d QPS: p50 %.1f µs  p99 %.1f µs\n", *qps, res.DispatchP50us, res.DispatchP99us)
-	fmt.Fprintf(out, "router overhead: p50 %.1f µs  p99 %.1f µs\n", res.OverheadP50us, res.OverheadP99us)
-	b, _ := json.Marshal(res)
-	_, err = fmt.Fprintln(out, string(b))
-	return err
+	return res, nil
 }
 
 // paced calls f at qps for d (open loop: the schedule does not wait for a

@@ -1,0 +1,275 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Channel is a grpc.ClientConnInterface for calls from this process to
+// this server. A unary call to a service registered on the server runs
+// the method's handler directly, without HTTP/2: with the server's whole
+// unary interceptor chain (recovery, logging, authentication as this
+// node, the gate, error mapping), a server span, the request and the
+// response copied by marshaling as over the wire, header and trailer
+// metadata, the caller's deadline and cancellation, and the server's
+// message size limit. Everything else (streams; health, reflection and the
+// services the node proxies to other members) goes through the in-process
+// listener, like any connection.
+//
+// The handler's context is the caller's, so trace context and baggage
+// carry over as propagation would carry them, with the caller's metadata
+// turned into incoming metadata, no outgoing metadata, and the in-process
+// peer.
+type Channel struct {
+	s    *Server
+	conn *grpc.ClientConn
+}
+
+var _ grpc.ClientConnInterface = (*Channel)(nil)
+
+// unaryMethod is a registered unary handler.
+type unaryMethod struct {
+	impl    any
+	handler func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error)
+	service string
+	method  string
+}
+
+// Channel returns the in-process channel to this server; conn (from
+// DialInproc) carries what the channel does not run directly.
+func (s *Server) Channel(conn *grpc.ClientConn) *Channel {
+	return &Channel{s: s, conn: conn}
+}
+
+// Invoke implements grpc.ClientConnInterface.
+func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	c.s.mu.Lock()
+	m, ok := c.s.unary[method]
+	c.s.mu.Unlock()
+	if !ok {
+		return c.conn.Invoke(ctx, method, args, reply, opts...)
+	}
+	in, ok := args.(proto.Message)
+	out, ok2 := reply.(proto.Message)
+	if !ok || !ok2 {
+		return status.Errorf(codes.Internal, "in-process call %s: messages must be protobuf messages", method)
+	}
+	if !c.s.enterInproc() {
+		return status.Error(codes.Unavailable, "server "+c.s.cfg.Node+" is shutting down")
+	}
+	defer c.s.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	reqBytes, err := proto.Marshal(in)
+	if err != nil {
+		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+	}
+	if len(reqBytes) > c.s.cfg.MaxRecvBytes {
+		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", len(reqBytes), c.s.cfg.MaxRecvBytes)
+	}
+
+	md, _ := metadata.FromOutgoingContext(ctx)
+	sctx := metadata.NewIncomingContext(ctx, md)
+	sctx = metadata.NewOutgoingContext(sctx, nil)
+	p := &peer.Peer{Addr: InprocAddr{Node: c.s.cfg.Node}, LocalAddr: InprocAddr{Node: c.s.cfg.Node}, AuthInfo: inprocAuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}
+	sctx = peer.NewContext(sctx, p)
+	st := &inprocStream{method: method}
+	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
+	sctx, cancel := context.WithCancel(sctx)
+	defer cancel()
+	stop := context.AfterFunc(c.s.hardStop, cancel)
+	defer stop()
+	sctx, span := c.s.tracer.Start(sctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
+			attribute.String("rpc.transport", "inproc")))
+
+	dec := func(v any) error {
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return status.Errorf(codes.Internal, "grpc: %T is not a protobuf message", v)
+		}
+		if err := proto.Unmarshal(reqBytes, msg); err != nil {
+			return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+		}
+		return nil
+	}
+	resp, err := m.handler(m.impl, sctx, dec, c.s.unaryChain)
+	if err == nil {
+		err = copyReply(resp, out)
+	}
+	code := codes.OK
+	if err != nil {
+		s, ok := status.FromError(err)
+		if !ok {
+			s = status.FromContextError(err)
+		}
+		err, code = s.Err(), s.Code()
+	}
+	span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
+	if serverFault(code) {
+		span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+	}
+	span.End()
+	st.deliver(opts, p)
+	return err
+}
+
+// copyReply copies the handler's response into the caller's message by
+// marshaling, as the wire would.
+func copyReply(resp any, out proto.Message) error {
+	msg, ok := resp.(proto.Message)
+	if !ok || msg == nil {
+		return status.Errorf(codes.Internal, "grpc: handler returned %T, not a protobuf message", resp)
+	}
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+	}
+	if err := proto.Unmarshal(b, out); err != nil {
+		return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+	}
+	return nil
+}
+
+// serverFault: the codes otelgrpc marks as a server span error.
+func serverFault(c codes.Code) bool {
+	switch c {
+	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss:
+		return true
+	}
+	return false
+}
+
+// NewStream implements grpc.ClientConnInterface through the in-process
+// listener.
+func (c *Channel) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.conn.NewStream(ctx, desc, method, opts...)
+}
+
+// inprocStream is the grpc.ServerTransportStream of a direct call: it
+// collects the header and trailer a handler sets.
+type inprocStream struct {
+	method string
+
+	mu         sync.Mutex
+	header     metadata.MD
+	trailer    metadata.MD
+	headerSent bool
+}
+
+func (s *inprocStream) Method() string { return s.method }
+
+func (s *inprocStream) SetHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headerSent {
+		return status.Error(codes.Internal, "transport: SetHeader called after the header was sent")
+	}
+	s.header = metadata.Join(s.header, md)
+	return nil
+}
+
+func (s *inprocStream) SendHeader(md metadata.MD) error {
+	if err := s.SetHeader(md); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.headerSent = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *inprocStream) SetTrailer(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.trailer = metadata.Join(s.trailer, md)
+	return nil
+}
+
+// deliver fills the caller's Header, Trailer and Peer call options.
+func (s *inprocStream) deliver(opts []grpc.CallOption, p *peer.Peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = s.header.Copy()
+			if *o.HeaderAddr == nil {
+				*o.HeaderAddr = metadata.MD{}
+			}
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = s.trailer.Copy()
+			if *o.TrailerAddr == nil {
+				*o.TrailerAddr = metadata.MD{}
+			}
+		case grpc.PeerCallOption:
+			*o.PeerAddr = *p
+		}
+	}
+}
+
+// chainUnary runs interceptors in order around a handler, as
+// grpc.ChainUnaryInterceptor does.
+func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	var call func(i int, ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error)
+	call = func(i int, ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if i == len(ints) {
+			return h(ctx, req)
+		}
+		return ints[i](ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return call(i+1, ctx, req, info, h)
+		})
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return call(0, ctx, req, info, h)
+	}
+}
+
+// registerUnary records a service's unary methods for the Channel.
+func (s *Server) registerUnary(desc *grpc.ServiceDesc, impl any) {
+	for _, md := range desc.Methods {
+		full := fmt.Sprintf("/%s/%s", desc.ServiceName, md.MethodName)
+		s.unary[full] = unaryMethod{impl: impl, handler: md.Handler, service: desc.ServiceName, method: md.MethodName}
+	}
+}
+
+// enterInproc counts a direct call in, unless the server drains.
+func (s *Server) enterInproc() bool {
+	s.inprocMu.RLock()
+	defer s.inprocMu.RUnlock()
+	if s.inprocClosed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// closeInproc refuses new direct calls and waits for those under way.
+func (s *Server) closeInproc() {
+	s.inprocMu.Lock()
+	s.inprocClosed = true
+	s.inprocMu.Unlock()
+	s.inflight.Wait()
+}
+
+func tracerFor(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer("github.com/continuum-mesh/continuum/pkg/rpc")
+}
