@@ -210,8 +210,9 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		plain, filepath.Join(cfg.DataDir, "admin.token"), n.Addr())
 	fmt.Fprintf(stdout, "  grpcurl %s-H \"authorization: Bearer $(cat %s)\" -d '{\"uri\":\"mesh/members\"}' %s continuum.router.v1.RouterService/Dispatch\n",
 		plain, filepath.Join(cfg.DataDir, "admin.token"), n.Addr())
-	if cfg.HTTPListen != "" {
-		fmt.Fprintf(stdout, "status page: http://%s/ (paste the token from %s)\n", cfg.HTTPListen, filepath.Join(cfg.DataDir, "admin.token"))
+	if gw := n.Services.Gateway; gw != nil {
+		// The bound address, so --http 127.0.0.1:0 names its port.
+		fmt.Fprintf(stdout, "status page: http://%s/ (paste the token from %s)\n", gw.Addr(), filepath.Join(cfg.DataDir, "admin.token"))
 	}
 	return n.Run(ctx)
 }

@@ -4,8 +4,8 @@
 'use strict';
 
 // Endpoints the page reads. AUDIT_VERIFY_URL is the audit service's
-// Verify route (docs/gateway.md); until that route exists the page says
-// "audit not reachable".
+// Verify route (GET /v1/audit/verify, docs/gateway.md); a gateway without
+// it makes the page say "audit not reachable".
 const MEMBERS_URL = '/v1/mesh/members?include_gone=true';
 const AUDIT_VERIFY_URL = '/v1/audit/verify';
 const REFUSALS_URL = '/v1/events/subscribe?topic=audit:refusal';
