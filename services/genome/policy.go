@@ -49,10 +49,7 @@ const (
 const (
 	windowFraction    = 0.01
 	protectedFraction = 0.80
-	floorFraction     = 0.35
-	// agingFactor sets the sketch's aging period: it halves its counters
-	// every agingFactor × (pages in the admission tier) increments.
-	agingFactor = 70
+	floorFraction     = 0.50
 )
 
 // pageList is an intrusive doubly linked list, most recent at the front.
@@ -143,7 +140,6 @@ type tierIndex struct {
 	shares map[PersonaID]*share
 	tick   uint64
 	sketch *sketch
-	ages   bool // this tier's size sets the sketch's aging period
 
 	// The window's size (w-tinylfu): see climb and guardLRU.
 	windowTarget float64 // bytes
@@ -177,9 +173,6 @@ const (
 func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 	if t.policy != PolicyWTinyLFU {
 		return
-	}
-	if t.ages {
-		t.sketch.setPeriod(agingFactor * max(t.pages, 64))
 	}
 	if hit {
 		t.sampleHits++
@@ -226,10 +219,7 @@ func (t *tierIndex) guardLRU() bool {
 	switch {
 	case diff > noise:
 		// Recency wins: grow the window a quarter of the tier at once.
-		// Recency wins: make the tier an LRU at once. Every sampled
-		// access spent below LRU is a hit lost for good, and the
-		// climber and the guard can still ease the window back.
-		t.windowTarget = float64(t.capacity)
+		t.windowTarget = min(t.windowTarget+0.25*float64(t.capacity), float64(t.capacity))
 		t.climbStep = climbStepFraction * float64(t.capacity)
 	case diff < -noise && t.windowTarget > floor:
 		// Frequency wins: shrink the window back towards its 1% as fast.
@@ -271,7 +261,7 @@ const shadowPages = 4096
 
 // guardEvery is how many sampled accesses pass between two checks of the
 // guard.
-const guardEvery = 32
+const guardEvery = 256
 
 func newShadowLRU(capacity uint64) *shadowLRU {
 	return &shadowLRU{rate: 1, capacity: capacity, nodes: map[uint64]*shadowNode{}}
@@ -363,7 +353,7 @@ func (t *tierIndex) climb(hitRate float64, n uint64) {
 	// deviations of the difference of two sampled hit rates): a window
 	// that wanders on noise costs several percent on stationary traffic.
 	p := min(max(hitRate, 0.01), 0.99)
-	if math.Abs(change) < 3*math.Sqrt(2*p*(1-p)/float64(n)) {
+	if math.Abs(change) < 2*math.Sqrt(2*p*(1-p)/float64(n)) {
 		return
 	}
 	amount := t.climbStep
