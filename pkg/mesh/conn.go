@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 )
 
 // pool holds one client connection per member, keyed by name and
@@ -156,7 +158,7 @@ func (m *Mesh) Conn(ctx context.Context, member string) (grpc.ClientConnInterfac
 	mm, ok := m.roster.get(member)
 	switch {
 	case !ok:
-		return nil, &ErrMemberUnknown{Name: clip(member)}
+		return nil, &ErrMemberUnknown{Name: rpcerr.Clip(member)}
 	case !mm.State.live() || mm.GRPCAddr == "":
 		return nil, &ErrMemberUnavailable{Member: mm}
 	}

@@ -3,7 +3,6 @@ package mesh
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -84,7 +83,7 @@ func (e *ErrOwnerDown) Error() string {
 // GRPCStatus is UNAVAILABLE with reason OWNER_DOWN and the member.
 func (e *ErrOwnerDown) GRPCStatus() *status.Status {
 	return toStatus(codes.Unavailable, ReasonOwnerDown, e.Error(),
-		"service", e.Service, "key", clip(e.Key), "member", e.Member.Name, "state", e.Member.State.String())
+		"service", e.Service, "key", rpcerr.Clip(e.Key), "member", e.Member.Name, "state", e.Member.State.String())
 }
 
 // ErrMemberUnknown: no member of that name is known.
@@ -129,13 +128,4 @@ func ToStatus(err error) error {
 
 func toStatus(code codes.Code, reason, msg string, kv ...string) *status.Status {
 	return status.Convert(rpcerr.New(code, reason, msg, kv...))
-}
-
-// clip bounds a caller-supplied value echoed in error metadata.
-func clip(s string) string {
-	const maxLen = 256
-	if len(s) > maxLen {
-		return strings.ToValidUTF8(s[:maxLen], "") + "..."
-	}
-	return s
 }

@@ -33,6 +33,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/grpc"
+
+	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 )
 
 // Deps are the mesh's collaborators.
@@ -396,7 +398,7 @@ func (m *Mesh) Hosts(peer string) []Member {
 func (m *Mesh) HostOf(peer string) (Member, error) {
 	c, ok := CanonicalPeer(peer)
 	if !ok {
-		return Member{}, &ErrPeerUnknown{Peer: clip(peer)}
+		return Member{}, &ErrPeerUnknown{Peer: rpcerr.Clip(peer)}
 	}
 	hosts := m.roster.snapshot(func(mm *Member) bool { return mm.Hosts(c) })
 	var best *Member

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -86,4 +87,14 @@ func FromContext(err error) error {
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
 	return nil
+}
+
+// Clip bounds a caller-supplied value echoed in an error's message or
+// metadata: at most 256 bytes, valid UTF-8 (status details must marshal).
+func Clip(s string) string {
+	const maxLen = 256
+	if len(s) > maxLen {
+		return strings.ToValidUTF8(s[:maxLen], "") + "..."
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -69,6 +69,12 @@ func (s *Service) StreamProbes(req *debugv1.StreamProbesRequest, stream grpc.Ser
 	if len(req.GetClasses()) > 64 {
 		return rpcerr.New(codes.InvalidArgument, "PROBE_CLASSES_TOO_MANY", "at most 64 probe classes")
 	}
+	for _, c := range req.GetClasses() {
+		if !validClass(c) {
+			return rpcerr.New(codes.InvalidArgument, ReasonProbeClassInvalid,
+				"probe classes are 1 to 64 characters of a-z, 0-9, '.', '_' and '-' (e.g. latency, decision)", "class", rpcerr.Clip(c))
+		}
+	}
 	sub, cancel := s.deps.Probes.Subscribe(req.GetClasses(), s.cfg.Buffer)
 	defer cancel()
 	ctx := stream.Context()
@@ -137,4 +143,24 @@ func (s *Service) SetLogLevel(ctx context.Context, req *debugv1.SetLogLevelReque
 // GetLogLevel returns the node's log level.
 func (s *Service) GetLogLevel(context.Context, *debugv1.GetLogLevelRequest) (*debugv1.GetLogLevelResponse, error) {
 	return &debugv1.GetLogLevelResponse{Level: LevelName(s.deps.Level.Level())}, nil
+}
+
+// ReasonProbeClassInvalid refuses a StreamProbes class that no probe could
+// carry.
+const ReasonProbeClassInvalid = "PROBE_CLASS_INVALID"
+
+// validClass: probe classes are short lower-case words ("latency",
+// "decision", "admission"); anything else would subscribe to nothing.
+func validClass(c string) bool {
+	if c == "" || len(c) > 64 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		switch b := c[i]; {
+		case 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '.', b == '_', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -36,6 +36,7 @@ var (
 	errChannelInvalid          = errors.New("invalid channel name")
 
 	errSchemaUnknown  = errors.New("schema version unknown to the class")
+	errSchemaInvalid  = errors.New("invalid schema version")
 	errHeaderInvalid  = errors.New("invalid header")
 	errMsgIDInvalid   = errors.New("invalid msg_id")
 	errEventTooLarge  = errors.New("event too large")
@@ -86,6 +87,7 @@ var mappings = []mapping{
 
 	{topic.ErrInvalidTopic, codes.InvalidArgument, "TOPIC_INVALID"},
 	{errSchemaUnknown, codes.InvalidArgument, "SCHEMA_UNKNOWN"},
+	{errSchemaInvalid, codes.InvalidArgument, "SCHEMA_VERSION_INVALID"},
 	{errHeaderInvalid, codes.InvalidArgument, "HEADER_INVALID"},
 	{errMsgIDInvalid, codes.InvalidArgument, "MSG_ID_INVALID"},
 	{errEventTooLarge, codes.InvalidArgument, "EVENT_TOO_LARGE"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -261,6 +262,9 @@ func checkPublish(req *eventsv1.PublishRequest) error {
 	if id := req.GetMsgId(); len(id) > maxMsgID || !printable(id) {
 		return failure(errMsgIDInvalid, "msg_id must be at most "+strconv.Itoa(maxMsgID)+" printable bytes")
 	}
+	if v := req.GetSchemaVersion(); len(v) > maxMsgID || !printable(v) {
+		return failure(errSchemaInvalid, "schema_version must be at most "+strconv.Itoa(maxMsgID)+" printable bytes")
+	}
 	if len(req.GetHeaders()) > maxHeaders {
 		return failure(errHeaderInvalid, "more than "+strconv.Itoa(maxHeaders)+" headers")
 	}
@@ -272,6 +276,11 @@ func checkPublish(req *eventsv1.PublishRequest) error {
 			return failure(errHeaderInvalid, "header names starting with "+reservedHeaders+" are reserved for the server", "header", k)
 		case len(v) > maxHeaderValue:
 			return failure(errHeaderInvalid, "header values are at most "+strconv.Itoa(maxHeaderValue)+" bytes", "header", k)
+		case !printable(strings.ReplaceAll(v, "\t", " ")):
+			// As in HTTP and NATS header values: tabs, but no line breaks
+			// or other control characters that could forge a line in a
+			// log or a relay's framing.
+			return failure(errHeaderInvalid, "header values may not hold control characters (tab excepted)", "header", k)
 		}
 	}
 	return nil

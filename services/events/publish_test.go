@@ -32,6 +32,8 @@ func TestPublishValidation(t *testing.T) {
 		{"long msg id", &eventsv1.PublishRequest{Topic: "a", MsgId: strings.Repeat("m", 257)}, "MSG_ID_INVALID"},
 		{"empty header name", &eventsv1.PublishRequest{Topic: "a", Headers: map[string]string{"": "v"}}, "HEADER_INVALID"},
 		{"reserved header", &eventsv1.PublishRequest{Topic: "a", Headers: map[string]string{"Continuum-Publisher": "admin"}}, "HEADER_INVALID"},
+		{"control character in a header value", &eventsv1.PublishRequest{Topic: "a", Headers: map[string]string{"note": "line\nforged: yes"}}, "HEADER_INVALID"},
+		{"control character in a schema version", &eventsv1.PublishRequest{Topic: "a", SchemaVersion: "1\n2"}, "SCHEMA_VERSION_INVALID"},
 		{"too large", &eventsv1.PublishRequest{Topic: "a", Payload: &structpb.Struct{Fields: map[string]*structpb.Value{
 			"x": structpb.NewStringValue(big),
 		}}}, "EVENT_TOO_LARGE"},
