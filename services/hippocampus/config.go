@@ -98,6 +98,10 @@ type Model struct {
 	// consumed from the buffer) and which it comes back to; it only
 	// reshapes the recent window, so recency is not counted twice.
 	WLag float64
+	// Routes ranks the associative pool by the learned mixture of retrieval
+	// routes (routes.go) instead of the additive activation above (true).
+	// The additive terms still rank Recall's cue-less answer when false.
+	Routes bool
 	// ChannelPrior is m, the channel prior's pseudo-count (1).
 	ChannelPrior float64
 	// P0 is the stable pool's starting share p (0.125); PMin its floor (0).
@@ -120,6 +124,7 @@ func DefaultModel() Model {
 		WContext:     1,
 		WGraph:       0.5,
 		WLag:         3,
+		Routes:       true,
 		ChannelPrior: 1,
 		P0:           0.125,
 		PMin:         0,

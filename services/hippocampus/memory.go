@@ -32,7 +32,7 @@ type memory struct {
 }
 
 func newMemory(cfg *Config, log *slog.Logger, clock region.Clock) *memory {
-	m := &memory{cfg: cfg, log: log, clock: clock, pred: &predictor{cfg: cfg, kind: scorerByName(cfg.Scorer)}}
+	m := &memory{cfg: cfg, log: log, clock: clock, pred: &predictor{cfg: cfg, kind: scorerByName(cfg.Scorer), table: rankTable(cfg.Model.D)}}
 	m.personas.seed = maphash.MakeSeed()
 	if cfg.DataDir != "" {
 		m.dir = filepath.Join(cfg.DataDir, "hippocampus")

@@ -61,6 +61,8 @@ type persona struct {
 	// the engram was: the lag correction's evidence, shared by the
 	// persona's channels (guarded by mu).
 	lagCounts [lagWindow]float64
+	// routes is the associative pool's learned need model (routes.go).
+	routes routeModel
 	// arcP keeps each channel's learned pool split across restarts and
 	// hand-offs for channels whose target does not exist yet.
 	arcP map[string]float64
@@ -216,6 +218,7 @@ func (p *persona) applyRemember(r *rememberRec, lambdaA float64) uint32 {
 	e.stableKey = stableKey(lambdaA, e.lnImp, e.acc.n, e.acc.lastAt())
 	p.byID[r.id] = slot
 	p.live.Add(1)
+	p.routes.addEngram(e.importance, slot)
 	c := &p.chans[ch]
 	c.events++
 	p.events++
@@ -313,6 +316,7 @@ func (p *persona) applyForget(r *forgetRec) bool {
 	p.unlink(s)
 	p.stable.Delete(stableEntry{key: e.stableKey, slot: s})
 	p.graph.EvictEngram(s)
+	p.routes.dropEngram(e.importance)
 	delete(p.byID, r.id)
 	*e = engram{}
 	p.live.Add(-1)
@@ -349,6 +353,7 @@ func (p *persona) clearData() {
 	p.events = 0
 	p.head, p.tail = 0, 0
 	p.stable = newStableIndex()
+	p.routes = routeModel{}
 	p.live.Store(0)
 }
 

@@ -84,6 +84,7 @@ type scratch struct {
 	seeds   []Seed
 	slots   []uint32
 	rank    rankHeap
+	ep      episode
 }
 
 // spareScratch keeps a few scratches for recalls and shadow predictions.
@@ -137,7 +138,12 @@ func (sc *scratch) reset(n int) {
 type predictor struct {
 	cfg  *Config
 	kind scorerKind
+	// table is the rank-sum table of the routes' recency power law.
+	table []float64
 }
+
+// routes reports whether ours ranks by the learned route mixture.
+func (pr *predictor) routes() bool { return pr.kind == scoreOurs && pr.cfg.Model.Routes }
 
 // predictArgs are one prediction's inputs.
 type predictArgs struct {
@@ -171,6 +177,9 @@ func (pr *predictor) predict(p *persona, a predictArgs, sc *scratch) selection {
 		sc.slots = sc.slots[:0]
 	}
 	pr.contextSources(p, sc)
+	if pr.routes() {
+		buildEpisode(p, ch, chKnown, a.now, int64(pr.cfg.ReplyWindow), m.D, pr.table, &sc.ep)
+	}
 
 	var sp SpreadResult
 	if pr.kind == scoreOurs && len(sc.seeds) > 0 && m.Spread.Pulses > 0 {
@@ -272,13 +281,37 @@ func (pr *predictor) candidates(p *persona, a predictArgs, sc *scratch, sp Sprea
 	}
 	perFeature := max(8, per/max(1, len(sc.sources)))
 	for _, src := range sc.sources {
-		post := p.feats.list[src.feat].postings
-		taken := 0
-		for j := len(post) - 1; j >= 0 && taken < perFeature; j-- {
-			if p.engrams[post[j]].live() {
-				sc.add(post[j])
-				taken++
-			}
+		addPostings(p, sc, p.feats.list[src.feat].postings, perFeature)
+	}
+	if !pr.routes() {
+		return
+	}
+	// The routes' own sources: the context features' engrams before the
+	// episode, and the engrams of rare importance levels.
+	ep := &sc.ep
+	perFeature = max(8, per/max(1, len(ep.ents)+len(ep.tops)))
+	for _, srcs := range [2][]source{ep.ents, ep.tops} {
+		for _, src := range srcs {
+			post := p.feats.list[src.feat].postings
+			end, _ := slices.BinarySearch(post, ep.startSlot)
+			addPostings(p, sc, post[:end], perFeature)
+		}
+	}
+	for v, n := range p.routes.impLive {
+		if n > 0 && n <= per/4 {
+			addPostings(p, sc, p.routes.impSlots[v], n)
+		}
+	}
+}
+
+// addPostings adds up to n of the live slots at the end of post, newest
+// first, reading at most 4n entries.
+func addPostings(p *persona, sc *scratch, post []uint32, n int) {
+	taken := 0
+	for j := len(post) - 1; j >= 0 && taken < n && len(post)-j <= 4*n; j-- {
+		if p.engrams[post[j]].live() {
+			sc.add(post[j])
+			taken++
 		}
 	}
 }
@@ -317,6 +350,11 @@ func (pr *predictor) score(p *persona, a predictArgs, sc *scratch, sp SpreadResu
 				ni += float64(cc.n)
 			}
 			cb := channelBias(nc, total, channels, nic, ni, m.ChannelPrior)
+			c.stable = stableSalience(m.LambdaA, e.lnImp, e.acc.n, e.acc.lastAt(), a.now) + m.WChannel*cb
+			if m.Routes {
+				c.assoc = sc.ep.activation(p, s)
+				break
+			}
 			sg := graphStrength(n, sp.G(s), sp.Sum)
 			c.assoc = baseLevel(&e.acc, a.now, m.D) + m.LambdaImp*e.lnImp + m.WChannel*cb +
 				m.WContext*contextStrength(p, e, sc.sources, n) + m.WGraph*sg
@@ -325,7 +363,6 @@ func (pr *predictor) score(p *persona, a predictArgs, sc *scratch, sp SpreadResu
 					c.assoc += m.WLag * lag[l]
 				}
 			}
-			c.stable = stableSalience(m.LambdaA, e.lnImp, e.acc.n, e.acc.lastAt(), a.now) + m.WChannel*cb
 		}
 		sc.cands = append(sc.cands, c)
 	}

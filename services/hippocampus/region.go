@@ -260,7 +260,17 @@ func (r *hippocampusRegion) consumeHook(t *target, slots []uint32, now int64) in
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ch, chKnown := t.persona.chanIdx[t.channel]
+	// The route mixture learns from every consumption, hit or miss, in the
+	// context a tick at this instant would have seen.
+	var ep *episode
+	if r.ours && r.mem.pred.routes() {
+		ep = &episode{}
+		buildEpisode(t.persona, ch, chKnown, now, int64(r.mem.cfg.ReplyWindow), r.mem.cfg.Model.D, r.mem.pred.table, ep)
+	}
 	for _, slot := range slots {
+		if ep != nil {
+			t.persona.routes.learn(t.persona, ep, slot)
+		}
 		if chKnown {
 			if lag, ok := t.persona.lagOf(slot, ch); ok && lag < lagWindow {
 				t.persona.lagCounts[lag]++

@@ -359,6 +359,7 @@ func (p *persona) insertSnapEngram(se *snapEngram, chMap []uint16, featMap []uin
 	e.stableKey = stableKey(lambdaA, e.lnImp, e.acc.n, e.acc.lastAt())
 	p.byID[se.id] = slot
 	p.live.Add(1)
+	p.routes.addEngram(e.importance, slot)
 	c := &p.chans[ch]
 	c.recent = append(c.recent, slot)
 	if len(c.recent) > recentPerChannel {
