@@ -100,23 +100,28 @@ type AuditLog struct {
 
 // AuditResult is the audit invariant.
 type AuditResult struct {
-	OK              bool     `json:"ok"`
-	Logs            int      `json:"logs"`
-	Verified        int      `json:"verified"`
-	Entries         uint64   `json:"entries"`
-	Acked           int      `json:"acked_refusals"`
-	Recorded        int      `json:"recorded_once"`
-	Missing         int      `json:"missing"`
-	Duplicates      int      `json:"duplicates"`
-	UnackedRecorded int      `json:"unacknowledged_recorded"`
-	Examples        []string `json:"examples,omitempty"`
+	OK              bool   `json:"ok"`
+	Logs            int    `json:"logs"`
+	Verified        int    `json:"verified"`
+	Entries         uint64 `json:"entries"`
+	Acked           int    `json:"acked_refusals"`
+	Recorded        int    `json:"recorded_once"`
+	Missing         int    `json:"missing"`
+	Duplicates      int    `json:"duplicates"`
+	UnackedRecorded int    `json:"unacknowledged_recorded"`
+	// RecordedElsewhere: recorded once, but in another node's log than
+	// the refusing node's (a draining node's router publishes through
+	// another member's events service).
+	RecordedElsewhere int      `json:"recorded_elsewhere"`
+	Examples          []string `json:"examples,omitempty"`
 }
 
-// CheckAudit checks that every node's log verifies and holds each refusal
-// that node acknowledged exactly once. acked maps a node to the refusal
-// ids it answered with a refusal.
+// CheckAudit checks that every node's log verifies and that the mesh's
+// logs together hold each acknowledged refusal exactly once. acked maps a
+// node to the refusal ids it answered with a refusal.
 func CheckAudit(acked map[string][]string, logs map[string]AuditLog) AuditResult {
 	r := AuditResult{Logs: len(logs)}
+	where := map[string][]string{} // id -> nodes whose log holds it, once per entry
 	for _, node := range slices.Sorted(maps.Keys(logs)) {
 		l := logs[node]
 		r.Entries += l.Size
@@ -125,40 +130,38 @@ func CheckAudit(acked map[string][]string, logs map[string]AuditLog) AuditResult
 		} else {
 			r.Examples = example(r.Examples, fmt.Sprintf("%s: log does not verify: %s", node, l.VerifyErr))
 		}
-		count := map[string]int{}
 		for _, id := range l.RefusalIDs {
-			count[id]++
+			where[id] = append(where[id], node)
 		}
-		want := map[string]bool{}
+	}
+	want := map[string]bool{}
+	for _, node := range slices.Sorted(maps.Keys(acked)) {
 		for _, id := range acked[node] {
 			want[id] = true
 			r.Acked++
-			switch n := count[id]; {
-			case n == 0:
+			switch in := where[id]; {
+			case len(in) == 0:
 				r.Missing++
-				r.Examples = example(r.Examples, fmt.Sprintf("%s: acknowledged refusal %s not in the log", node, id))
-			case n > 1:
+				r.Examples = example(r.Examples, fmt.Sprintf("%s: acknowledged refusal %s in no audit log", node, id))
+			case len(in) > 1:
 				r.Duplicates++
-				r.Examples = example(r.Examples, fmt.Sprintf("%s: refusal %s recorded %d times", node, id, n))
+				r.Examples = example(r.Examples, fmt.Sprintf("%s: refusal %s recorded %d times (%v)", node, id, len(in), in))
 			default:
 				r.Recorded++
-			}
-		}
-		for id, n := range count {
-			if !want[id] {
-				r.UnackedRecorded++
-				if n > 1 {
-					r.Duplicates++
-					r.Examples = example(r.Examples, fmt.Sprintf("%s: unacknowledged refusal %s recorded %d times", node, id, n))
+				if in[0] != node {
+					r.RecordedElsewhere++
+					r.Examples = example(r.Examples, fmt.Sprintf("%s: refusal %s recorded in %s's log", node, id, in[0]))
 				}
 			}
 		}
 	}
-	for node, ids := range acked {
-		if _, ok := logs[node]; !ok && len(ids) > 0 {
-			r.Acked += len(ids)
-			r.Missing += len(ids)
-			r.Examples = example(r.Examples, fmt.Sprintf("%s: no audit log read", node))
+	for id, in := range where {
+		if !want[id] {
+			r.UnackedRecorded++
+			if len(in) > 1 {
+				r.Duplicates++
+				r.Examples = example(r.Examples, fmt.Sprintf("unacknowledged refusal %s recorded %d times (%v)", id, len(in), in))
+			}
 		}
 	}
 	r.OK = r.Verified == r.Logs && r.Logs > 0 && r.Missing == 0 && r.Duplicates == 0 && r.Acked > 0
@@ -489,7 +492,10 @@ type RuntimeResult struct {
 	Over      int                      `json:"over"`
 	Baseline  map[string]RuntimeSample `json:"baseline"`
 	Final     map[string]RuntimeSample `json:"final"`
-	Examples  []string                 `json:"examples,omitempty"`
+	// Restarted nodes end as a new process: their final sample is
+	// compared with the baseline of the process they replaced.
+	Restarted []string `json:"restarted,omitempty"`
+	Examples  []string `json:"examples,omitempty"`
 }
 
 // CheckRuntime checks that each node's goroutines and live heap after the
