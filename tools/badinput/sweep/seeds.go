@@ -45,6 +45,8 @@ var seeds = map[string]string{
 	"/continuum.events.v1.EventsService/Unsubscribe":   `{"subscriptionId": "` + seedUUID + `"}`,
 
 	"/continuum.audit.v1.AuditService/Append":           `{"kind": "refusal", "payload": {"k": "v"}}`,
+	"/continuum.audit.v1.AuditService/AppendBatch":      `{"entries": [{"kind": "refusal", "payload": {"k": "v"}}, {"kind": "access-denied"}]}`,
+	"/continuum.audit.v1.AuditService/AppendStream":     `{"entries": [{"kind": "refusal", "payload": {"k": "v"}}]}`,
 	"/continuum.audit.v1.AuditService/Read":             `{"fromSeq": "1", "limit": "1"}`,
 	"/continuum.audit.v1.AuditService/InclusionProof":   `{"seq": "1"}`,
 	"/continuum.audit.v1.AuditService/ConsistencyProof": `{"oldSize": "1", "newSize": "1"}`,
