@@ -67,8 +67,18 @@ lint: $(BIN)/buf $(BIN)/golangci-lint
 	$(BIN)/buf lint
 	$(BIN)/golangci-lint run ./...
 
-## bench: the benchmarks behind docs/PERFORMANCE.md.
+## bench: every headline figure of docs/PERFORMANCE.md beside its anchor, measured
+## in one run (about 10 min): one table, also in dist/bench/report.md and .json.
 bench:
+	$(GO) run ./tools/bench report --out dist/bench
+
+## bench-short: the same report at small sizes (under 3 min; noisier).
+.PHONY: bench-short bench-go
+bench-short:
+	$(GO) run ./tools/bench report --short --out dist/bench
+
+## bench-go: every `go test -bench` benchmark in the module.
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 ## fuzz: each fuzz target for FUZZTIME (default 60s).
@@ -78,6 +88,14 @@ fuzz:
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; done
+
+## fuzz-ci: issue 8's named fuzz targets (URI, topic patterns, event filters,
+## policy rules, audit lines) for 60s each, every other target for 10s.
+.PHONY: fuzz-ci
+FUZZ_LONG ?= 60s
+FUZZ_SHORT ?= 10s
+fuzz-ci:
+	GO=$(GO) FUZZ_LONG=$(FUZZ_LONG) FUZZ_SHORT=$(FUZZ_SHORT) .ci/fuzz-ci.sh
 
 IMAGE ?= continuum:dev
 

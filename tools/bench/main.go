@@ -1,6 +1,8 @@
 // Command bench runs the mesh's benchmarks and replayers:
 //
+//	go run ./tools/bench report [--short]   (make bench: every headline figure beside its anchor)
 //	go run ./tools/bench router [--qps 1000 --duration 10s]
+//	go run ./tools/bench audit [--appends 50000 --appenders 64]
 //	go run ./tools/bench paging --trace FILE --capacity N
 //	go run ./tools/bench recall --trace FILE [--k 8]
 //	go run ./tools/bench recall-gen --seed 1 --out trace.jsonl
@@ -14,9 +16,11 @@ import (
 	"os"
 	"sort"
 
+	"github.com/continuum-mesh/continuum/tools/bench/auditbench"
 	"github.com/continuum-mesh/continuum/tools/bench/paging"
 	"github.com/continuum-mesh/continuum/tools/bench/recall"
 	"github.com/continuum-mesh/continuum/tools/bench/recallgen"
+	"github.com/continuum-mesh/continuum/tools/bench/report"
 	"github.com/continuum-mesh/continuum/tools/bench/routerbench"
 )
 
@@ -27,7 +31,9 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
+		"report":     {report.Run, "every headline figure beside its anchor, one table (dist/bench/report.md and .json)"},
 		"router":     {routerbench.Run, "in-process dispatch latency and router overhead over a direct gRPC call"},
+		"audit":      {auditbench.Run, "durable appends/s in process and over gRPC, verification entries/s, beside fsync and SHA-256 anchors"},
 		"paging":     {paging.Run, "genome trace replayer, generators and hit-ratio report"},
 		"recall":     {recall.Run, "hippocampus replayer: hit@K, timeliness, tick latency"},
 		"recall-gen": {recallgen.Run, "deterministic synthetic recall trace generator"},

@@ -1,7 +1,8 @@
-// Command meshbench measures the gossip layer of pkg/mesh on loopback: how
-// long N in-process members take to converge after joining, how long the
-// survivors take to declare a crashed member DEAD, and how long a graceful
-// leave takes to reach everyone as LEFT.
+// Command meshbench measures the gossip layer of pkg/mesh on loopback (see
+// tools/bench/meshbench): how long N in-process members take to converge
+// after joining, how long the survivors take to declare a crashed member
+// DEAD, and how long a graceful leave takes to reach everyone as LEFT. The
+// last line printed is the result as JSON.
 //
 //	go run ./tools/meshbench --nodes 3 --runs 5
 //	go run ./tools/meshbench --nodes 10 --profile lan --runs 3
@@ -15,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+
+	"github.com/continuum-mesh/continuum/tools/bench/meshbench"
 )
 
 func main() {
@@ -28,25 +31,23 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("meshbench", flag.ContinueOnError)
-	o := options{}
-	fs.IntVar(&o.nodes, "nodes", 3, "members to start (at least 2)")
-	fs.IntVar(&o.runs, "runs", 5, "repetitions; each starts a fresh mesh")
-	fs.StringVar(&o.profile, "profile", "local", `failure-detection profile: "local" or "lan"`)
+	o := meshbench.Options{}
+	fs.IntVar(&o.Nodes, "nodes", 3, "members to start (at least 2)")
+	fs.IntVar(&o.Runs, "runs", 5, "repetitions; each starts a fresh mesh")
+	fs.StringVar(&o.Profile, "profile", "local", `failure-detection profile: "local" or "lan"`)
 	verbose := fs.Bool("v", false, "log the mesh at debug level to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.nodes < 2 || o.runs < 1 {
+	if o.Nodes < 2 || o.Runs < 1 {
 		return fmt.Errorf("--nodes must be at least 2 and --runs at least 1")
 	}
-	o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if *verbose {
-		o.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	res, err := measure(ctx, o)
+	res, err := meshbench.Measure(ctx, o)
 	if err != nil {
 		return err
 	}
-	res.print(out, o)
-	return nil
+	return res.Print(out, o)
 }

@@ -13,11 +13,13 @@
 // Our side runs the events service behind the real pkg/rpc server (auth,
 // logging at error level, OpenTelemetry stats handler, recovery) and gRPC
 // clients; NATS runs in-process with logging off. Run prints a Markdown
-// report.
+// report and, last, its figures as one line of JSON (Result); Measure
+// returns them to the bench report (go run ./tools/bench report).
 package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,11 +31,81 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/continuum-mesh/continuum/tools/bench/cputime"
 )
 
+// Result holds the figures of a run, in microseconds and messages per
+// second; its JSON is the last line Run prints.
+type Result struct {
+	Ack     []AckRow     `json:"ack,omitempty"`
+	Durable []RateRow    `json:"durable,omitempty"`
+	Latency []LatencyRow `json:"latency,omitempty"`
+	Fanout  []FanoutRow  `json:"fanout,omitempty"`
+}
+
+// AckRow is one sequential publish-ack latency case.
+type AckRow struct {
+	Case   string  `json:"case"`
+	Bytes  int     `json:"bytes"`
+	P50us  float64 `json:"p50_us"`
+	P99us  float64 `json:"p99_us"`
+	MeanUs float64 `json:"mean_us"`
+}
+
+// RateRow is one durable throughput case.
+type RateRow struct {
+	Case     string  `json:"case"`
+	MsgsPerS float64 `json:"msgs_per_s"`
+}
+
+// LatencyRow is one publish→deliver case at a fixed rate (the median of the
+// rounds by p99).
+type LatencyRow struct {
+	Case     string  `json:"case"`
+	Bytes    int     `json:"bytes"`
+	Rate     int     `json:"rate"`
+	Sent     int     `json:"sent"`
+	Received int     `json:"received"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+}
+
+// FanoutRow is one fan-out case (the median of the rounds by rate): ours
+// with decoded single deliveries (A), decoded batches (B) and raw-frame
+// batches (C), and NATS.
+type FanoutRow struct {
+	Subscribers int     `json:"subscribers"`
+	Bytes       int     `json:"bytes"`
+	OursA       float64 `json:"ours_a_msgs_per_s"`
+	OursB       float64 `json:"ours_b_msgs_per_s"`
+	OursC       float64 `json:"ours_c_msgs_per_s"`
+	NATS        float64 `json:"nats_msgs_per_s"`
+}
+
 // Run runs the benchmarks with command-line args and writes the report to
-// out.
+// out, then the Result as one line of JSON.
 func Run(args []string, out io.Writer) error {
+	res, err := Measure(args, out)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, string(b))
+	return err
+}
+
+// Measure runs the benchmarks with command-line args, writes the Markdown
+// report to out and returns the figures.
+func Measure(args []string, out io.Writer) (*Result, error) {
+	res := &Result{}
+	return res, measure(args, out, res)
+}
+
+func measure(args []string, out io.Writer, res *Result) error {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	fs.SetOutput(out)
 	acks := fs.Int("acks", 2000, "sequential publishes per publish-ack latency case")
@@ -117,6 +189,7 @@ func Run(args []string, out io.Writer) error {
 					return fmt.Errorf("%s: %w", c.name, err)
 				}
 				fmt.Fprintf(out, "| %s | %d B | %s | %s | %s |\n", c.name, size, us(l.pct(50)), us(l.pct(99)), us(l.mean()))
+				res.Ack = append(res.Ack, AckRow{Case: c.name, Bytes: size, P50us: usf(l.pct(50)), P99us: usf(l.pct(99)), MeanUs: usf(l.mean())})
 			}
 		}
 		fmt.Fprintln(out)
@@ -131,21 +204,25 @@ func Run(args []string, out io.Writer) error {
 			return fmt.Errorf("ours durable throughput: %w", err)
 		}
 		fmt.Fprintf(out, "| ours durable, %d concurrent unary Publish (group commit) | %.0f | %s | %s |\n", *concurrent, r.rate, us(r.lat.pct(50)), us(r.lat.pct(99)))
+		res.Durable = append(res.Durable, RateRow{Case: "ours unary", MsgsPerS: r.rate})
 		r, err = ours.streamThroughput(ctx, "benchd:tps", 1024, *durableN)
 		if err != nil {
 			return fmt.Errorf("ours durable stream throughput: %w", err)
 		}
 		fmt.Fprintf(out, "| ours durable, one PublishStream (%d per request, pipelined, group commit) | %.0f | | |\n", *pubBatch, r.rate)
+		res.Durable = append(res.Durable, RateRow{Case: "ours stream", MsgsPerS: r.rate})
 		r, err = nt.jsThroughput("file.tp", 1024, *durableN, *concurrent)
 		if err != nil {
 			return fmt.Errorf("NATS durable throughput: %w", err)
 		}
 		fmt.Fprintf(out, "| NATS JetStream file (sync always), %d concurrent publishers | %.0f | %s | %s |\n", *concurrent, r.rate, us(r.lat.pct(50)), us(r.lat.pct(99)))
+		res.Durable = append(res.Durable, RateRow{Case: "NATS JetStream file", MsgsPerS: r.rate})
 		r, err = nt.jsAsyncThroughput("file.tpa", 1024, *durableN)
 		if err != nil {
 			return fmt.Errorf("NATS durable async throughput: %w", err)
 		}
 		fmt.Fprintf(out, "| NATS JetStream file (sync always), async publish (pipelined) | %.0f | | |\n\n", r.rate)
+		res.Durable = append(res.Durable, RateRow{Case: "NATS JetStream file async", MsgsPerS: r.rate})
 	}
 
 	if want("latency") {
@@ -178,6 +255,10 @@ func Run(args []string, out io.Writer) error {
 				r := runs[len(runs)/2]
 				fmt.Fprintf(out, "| %s | %d B | %d | %d | %s | %s | %s | %s | %s |\n", c.name, size, r.sent, len(r.lat),
 					us(r.lat.pct(50)), us(r.lat.pct(99)), us(r.lat.pct(99.9)), us(r.lat.max()), us(r.perMsg()))
+				res.Latency = append(res.Latency, LatencyRow{
+					Case: c.name, Bytes: size, Rate: *rate, Sent: r.sent, Received: len(r.lat),
+					P50us: usf(r.lat.pct(50)), P99us: usf(r.lat.pct(99)),
+				})
 			}
 		}
 		fmt.Fprintln(out)
@@ -219,6 +300,7 @@ func Run(args []string, out io.Writer) error {
 					a.rate, b.rate, c.rate, c.rate*float64(n), t.rate, t.rate*float64(n),
 					a.rate/t.rate, b.rate/t.rate, c.rate/t.rate, us(a.perMsg()), us(c.perMsg()), us(t.perMsg()),
 					float64(t.perMsg())/float64(c.perMsg()))
+				res.Fanout = append(res.Fanout, FanoutRow{Subscribers: n, Bytes: size, OursA: a.rate, OursB: b.rate, OursC: c.rate, NATS: t.rate})
 			}
 		}
 		fmt.Fprintln(out)
@@ -269,7 +351,9 @@ func (l latencies) max() time.Duration {
 	return slices.Max(l)
 }
 
-func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", usf(d)) }
+
+func usf(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // rateResult is the outcome of a throughput or paced case.
 type rateResult struct {
@@ -290,9 +374,9 @@ func (r rateResult) perMsg() time.Duration {
 
 // measured runs fn and records the process CPU time it used.
 func measured(fn func() (rateResult, error)) (rateResult, error) {
-	c0 := cpuTime()
+	c0 := cputime.Process()
 	r, err := fn()
-	r.cpu = cpuTime() - c0
+	r.cpu = cputime.Process() - c0
 	return r, err
 }
 

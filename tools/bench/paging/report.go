@@ -28,32 +28,15 @@ func runReport(args []string, out io.Writer) error {
 		return err
 	}
 	base = base.Defaults()
-	type row struct {
-		Trace string `json:"trace"`
-		Result
-	}
-	var rows []row
 	fmt.Fprintf(out, "capacity %d pages, %d requests per trace, %d keys, Fast policy %s\n\n", base.Capacity, base.Requests, base.Keys, *policy)
 	fmt.Fprintln(out, "| trace | manager | LRU | Belady (MIN) | manager / Belady | manager − LRU | Belady with bypass | manager / bypass |")
 	fmt.Fprintln(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, kind := range strings.Split(*kinds, ",") {
-		spec := base
-		spec.Kind = strings.TrimSpace(kind)
-		var buf bytes.Buffer
-		if err := gen.Write(&buf, spec); err != nil {
-			return err
-		}
-		tr, err := ReadTrace(&buf)
-		if err != nil {
-			return err
-		}
-		res, err := Compare(tr, spec.Capacity, *policy, true)
-		if err != nil {
-			return fmt.Errorf("%s: %w", spec.Kind, err)
-		}
-		rows = append(rows, row{Trace: spec.Kind, Result: res})
-		fmt.Fprintf(out, "| %s | %.4f | %.4f | %.4f | %.1f%% | %+.4f | %.4f | %.1f%% |\n", spec.Kind, res.HitRatio, *res.LRUHitRatio,
-			*res.BeladyHitRatio, 100**res.OfBelady, res.HitRatio-*res.LRUHitRatio, *res.BypassHitRatio, 100*res.HitRatio / *res.BypassHitRatio)
+	rows, err := Report(base, *policy, strings.Split(*kinds, ","), func(r ReportRow) {
+		fmt.Fprintf(out, "| %s | %.4f | %.4f | %.4f | %.1f%% | %+.4f | %.4f | %.1f%% |\n", r.Trace, r.HitRatio, *r.LRUHitRatio,
+			*r.BeladyHitRatio, 100**r.OfBelady, r.HitRatio-*r.LRUHitRatio, *r.BypassHitRatio, 100*r.HitRatio / *r.BypassHitRatio)
+	})
+	if err != nil {
+		return err
 	}
 	b, err := json.Marshal(rows)
 	if err != nil {
@@ -62,4 +45,40 @@ func runReport(args []string, out io.Writer) error {
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, string(b))
 	return nil
+}
+
+// ReportRow is one trace of the report: the replay beside its baselines.
+type ReportRow struct {
+	Trace string `json:"trace"`
+	Result
+}
+
+// Report generates a trace of each kind from base, replays it through the
+// manager with the Fast tier policy, computes LRU and Belady on it, and
+// returns the rows (calling each, when not nil, as a row is done).
+func Report(base gen.Spec, policy string, kinds []string, each func(ReportRow)) ([]ReportRow, error) {
+	base = base.Defaults()
+	var rows []ReportRow
+	for _, kind := range kinds {
+		spec := base
+		spec.Kind = strings.TrimSpace(kind)
+		var buf bytes.Buffer
+		if err := gen.Write(&buf, spec); err != nil {
+			return nil, err
+		}
+		tr, err := ReadTrace(&buf)
+		if err != nil {
+			return nil, err
+		}
+		res, err := Compare(tr, spec.Capacity, policy, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", spec.Kind, err)
+		}
+		row := ReportRow{Trace: spec.Kind, Result: res}
+		rows = append(rows, row)
+		if each != nil {
+			each(row)
+		}
+	}
+	return rows, nil
 }
