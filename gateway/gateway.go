@@ -59,49 +59,27 @@ type service struct {
 // annotations), regenerate, and add its line here.
 func services() []service {
 	return []service{
-		{
-			name: "router", desc: &routerv1.RouterService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return routerv1.RegisterRouterServiceHandlerClient(ctx, mux, routerv1.NewRouterServiceClient(cc))
-			},
-		},
-		{
-			name: "mesh", desc: &meshv1.MeshService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return meshv1.RegisterMeshServiceHandlerClient(ctx, mux, meshv1.NewMeshServiceClient(cc))
-			},
-		},
-		{
-			name: "debug", desc: &debugv1.DebugService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return debugv1.RegisterDebugServiceHandlerClient(ctx, mux, debugv1.NewDebugServiceClient(cc))
-			},
-		},
-		{
-			name: "events", desc: &eventsv1.EventsService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return eventsv1.RegisterEventsServiceHandlerClient(ctx, mux, eventsv1.NewEventsServiceClient(cc))
-			},
-		},
-		{
-			name: "audit", desc: &auditv1.AuditService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return auditv1.RegisterAuditServiceHandlerClient(ctx, mux, auditv1.NewAuditServiceClient(cc))
-			},
-		},
-		{
-			name: "genome", desc: &genomev1.GenomeService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return genomev1.RegisterGenomeServiceHandlerClient(ctx, mux, genomev1.NewGenomeServiceClient(cc))
-			},
-		},
+		{name: "router", desc: &routerv1.RouterService_ServiceDesc, register: handlers(routerv1.RegisterRouterServiceHandlerClient, routerv1.NewRouterServiceClient)},
+		{name: "mesh", desc: &meshv1.MeshService_ServiceDesc, register: handlers(meshv1.RegisterMeshServiceHandlerClient, meshv1.NewMeshServiceClient)},
+		{name: "debug", desc: &debugv1.DebugService_ServiceDesc, register: handlers(debugv1.RegisterDebugServiceHandlerClient, debugv1.NewDebugServiceClient)},
+		{name: "events", desc: &eventsv1.EventsService_ServiceDesc, register: handlers(eventsv1.RegisterEventsServiceHandlerClient, eventsv1.NewEventsServiceClient)},
+		{name: "audit", desc: &auditv1.AuditService_ServiceDesc, register: handlers(auditv1.RegisterAuditServiceHandlerClient, auditv1.NewAuditServiceClient)},
+		{name: "genome", desc: &genomev1.GenomeService_ServiceDesc, register: handlers(genomev1.RegisterGenomeServiceHandlerClient, genomev1.NewGenomeServiceClient)},
 		{
 			name: "hippocampus", desc: &hippocampusv1.HippocampusService_ServiceDesc,
-			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return hippocampusv1.RegisterHippocampusServiceHandlerClient(ctx, mux, hippocampusv1.NewHippocampusServiceClient(cc))
-			},
+			register: handlers(hippocampusv1.RegisterHippocampusServiceHandlerClient, hippocampusv1.NewHippocampusServiceClient),
 		},
 		// continuum:gateway:services (annotated services are added above)
+	}
+}
+
+// handlers adapts a generated Register<Service>HandlerClient and
+// New<Service>Client pair to service.register.
+func handlers[C any](
+	register func(context.Context, *runtime.ServeMux, C) error, newClient func(grpc.ClientConnInterface) C,
+) func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return register(ctx, mux, newClient(cc))
 	}
 }
 
