@@ -43,35 +43,37 @@ func (l *load) waitDelivered(ctx context.Context, within time.Duration) {
 	}
 }
 
-// auditLogs reads every node's audit log, until each holds the refusals
-// the node acknowledged or within passes (the recorder trails the events
-// service).
+// auditLogs reads every audit log of the mesh until, together, they hold
+// every acknowledged refusal or within passes (the recorders trail the
+// events services).
 func (l *load) auditLogs(ctx context.Context, within time.Duration) map[string]AuditLog {
-	out := map[string]AuditLog{}
+	var acked []string
+	l.mu.Lock()
+	for _, ids := range l.refusals {
+		acked = append(acked, ids...)
+	}
+	l.mu.Unlock()
 	deadline := time.Now().Add(within)
-	for _, n := range l.nodes {
-		for {
+	for {
+		out := map[string]AuditLog{}
+		have := map[string]bool{}
+		complete := true
+		for _, n := range l.audits {
 			al := l.readAudit(ctx, n)
 			out[n] = al
-			have := map[string]bool{}
+			complete = complete && al.Verified
 			for _, id := range al.RefusalIDs {
 				have[id] = true
 			}
-			l.mu.Lock()
-			complete := al.Verified
-			for _, id := range l.refusals[n] {
-				if !have[id] {
-					complete = false
-				}
-			}
-			l.mu.Unlock()
-			if complete || time.Now().After(deadline) || ctx.Err() != nil {
-				break
-			}
-			sleepCtx(ctx, 500*time.Millisecond)
 		}
+		for _, id := range acked {
+			complete = complete && have[id]
+		}
+		if complete || time.Now().After(deadline) || ctx.Err() != nil {
+			return out
+		}
+		sleepCtx(ctx, 500*time.Millisecond)
 	}
-	return out
 }
 
 func (l *load) readAudit(ctx context.Context, n string) AuditLog {
@@ -129,75 +131,76 @@ func (l *load) checkData(ctx context.Context, within time.Duration) []DataItem {
 	l.mu.Unlock()
 	var items []DataItem
 	deadline := time.Now().Add(within)
-	retryable := func(err error) bool {
-		return status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded
-	}
 	for i, e := range engrams {
 		it := DataItem{Kind: "engram", Node: e.servedBy, ID: e.persona + "/" + e.id}
-		via := l.admin[l.nodes[i%len(l.nodes)]]
-		for {
+		via := l.admin[l.routers[i%len(l.routers)]]
+		checkUntil(ctx, deadline, &it, func() error {
 			// Remembering the same id again is idempotent: duplicate=true
 			// proves the engram is stored; false means it was gone (and is
-			// now stored again).
-			// Through the router, which sends it to the persona's owner.
+			// now stored again). Through the router, which sends it to the
+			// persona's owner.
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
 			resp, err := routerv1.NewRouterServiceClient(via).Dispatch(cctx, &routerv1.DispatchRequest{Uri: "hippocampus/remember", Params: payload(map[string]any{
 				"persona": e.persona, "channel": "chaos", "engram": map[string]any{"id": e.id, "content": e.content},
 			})})
-			cancel()
-			if err == nil {
-				dup := resp.GetResult().GetStructValue().GetFields()["duplicate"].GetBoolValue()
-				it.Present, it.Intact = dup, dup
-				if !dup {
-					it.Err = "remembering its id again on " + resp.GetServedBy() + " stored a new engram"
-				}
-				break
+			if err != nil {
+				return err
 			}
-			it.Err = status.Code(err).String() + " " + rpcerr.Reason(err) + ": " + status.Convert(err).Message()
-			if !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
-				break
+			dup := resp.GetResult().GetStructValue().GetFields()["duplicate"].GetBoolValue()
+			it.Present, it.Intact = dup, dup
+			if !dup {
+				it.Err = "remembering its id again on " + resp.GetServedBy() + " stored a new engram"
 			}
-			sleepCtx(ctx, 200*time.Millisecond)
-		}
+			return nil
+		})
 		items = append(items, it)
 	}
 	for _, a := range artifacts {
 		it := DataItem{Kind: "artifact", Node: a.node, ID: a.id}
 		cc := l.admin[a.node]
-		for {
-			err := func() error {
-				cctx, cancel := context.WithTimeout(ctx, callTimeout)
-				defer cancel()
-				if err := l.registerPersona(cctx, a.node); err != nil {
-					return err
-				}
-				if _, err := genomev1.NewGenomeServiceClient(cc).PageIn(cctx, &genomev1.PageInRequest{
-					PersonaId: l.personas[a.node],
-					Page:      &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: a.id},
-				}); err != nil {
-					return err
-				}
-				sha, err := readPage(cctx, cc, l.personas[a.node], a.id)
-				if err != nil {
-					return err
-				}
-				it.Present = true
-				it.Intact = sha == a.sha
-				if !it.Intact {
-					it.Err = "read back sha256 " + sha + ", uploaded " + a.sha
-				}
-				return nil
-			}()
-			if err == nil {
-				break
+		checkUntil(ctx, deadline, &it, func() error {
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
+			if err := l.registerPersona(cctx, a.node); err != nil {
+				return err
 			}
-			it.Err = status.Code(err).String() + " " + rpcerr.Reason(err) + ": " + status.Convert(err).Message()
-			if !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
-				break
+			if _, err := genomev1.NewGenomeServiceClient(cc).PageIn(cctx, &genomev1.PageInRequest{
+				PersonaId: l.personas[a.node],
+				Page:      &genomev1.PageRef{Kind: genomev1.PageKind_PAGE_KIND_WHOLE, ArtifactId: a.id},
+			}); err != nil {
+				return err
 			}
-			sleepCtx(ctx, 200*time.Millisecond)
-		}
+			sha, err := readPage(cctx, cc, l.personas[a.node], a.id)
+			if err != nil {
+				return err
+			}
+			it.Present = true
+			it.Intact = sha == a.sha
+			if !it.Intact {
+				it.Err = "read back sha256 " + sha + ", uploaded " + a.sha
+			}
+			return nil
+		})
 		items = append(items, it)
 	}
 	return items
+}
+
+// checkUntil runs check until it answers, retrying what may pass once the
+// mesh settles (UNAVAILABLE, a deadline) until deadline; the last error
+// is kept in it.Err.
+func checkUntil(ctx context.Context, deadline time.Time, it *DataItem, check func() error) {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		it.Err = status.Code(err).String() + " " + rpcerr.Reason(err) + ": " + status.Convert(err).Message()
+		retry := status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded
+		if !retry || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
+	meshv1 "github.com/continuum-mesh/continuum/proto/continuum/mesh/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
 )
 
@@ -74,10 +76,13 @@ type load struct {
 	c     Cluster
 	log   *slog.Logger
 	nodes []string
-	admin map[string]*grpc.ClientConn // through the fabric, as admin
-	user  map[string]*grpc.ClientConn // through the fabric, as user
-	rng   *rand.Rand
-	rngMu sync.Mutex
+	// Who serves what (from Members): in process mode every node serves
+	// everything; in compose each container serves one service.
+	routers, streams, genomes, audits []string
+	admin                             map[string]*grpc.ClientConn // through the fabric, as admin
+	user                              map[string]*grpc.ClientConn // through the fabric, as user
+	rng                               *rand.Rand
+	rngMu                             sync.Mutex
 
 	seq atomic.Uint64
 
@@ -165,7 +170,10 @@ func (l *load) count(op string, err error) {
 // uploads a first artifact to each node and publishes a genesis event on
 // each durable stream, retrying until the mesh answers.
 func (l *load) setup(ctx context.Context) error {
-	for _, n := range l.nodes {
+	if err := l.roles(ctx); err != nil {
+		return err
+	}
+	for _, n := range l.streams {
 		err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
 			ev := eventsv1.NewEventsServiceClient(l.admin[n])
 			for _, class := range []*eventsv1.EventClass{
@@ -186,17 +194,19 @@ func (l *load) setup(ctx context.Context) error {
 			l.mu.Lock()
 			l.genesis[n] = resp.GetStreamSequence()
 			l.mu.Unlock()
-			if err := l.registerPersona(ctx, n); err != nil {
-				return err
-			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("setup on %s: %w", n, err)
 		}
+	}
+	for _, n := range l.genomes {
+		if err := retry(ctx, 30*time.Second, func(ctx context.Context) error { return l.registerPersona(ctx, n) }); err != nil {
+			return fmt.Errorf("setup on %s: %w", n, err)
+		}
 		// Fill the persona's working set (and the fast tier), so the
 		// baseline already holds the memory the load keeps resident.
-		err = retry(ctx, 30*time.Second, func(ctx context.Context) error {
+		err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
 			for range 16 {
 				id, err := l.putArtifact(ctx, n)
 				if err != nil {
@@ -308,10 +318,47 @@ func every(ctx context.Context, wg *sync.WaitGroup, period time.Duration, f func
 	}()
 }
 
+// roles finds which nodes serve the router, events, genome and audit.
+func (l *load) roles(ctx context.Context) error {
+	var members []*meshv1.Member
+	err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
+		resp, err := meshv1.NewMeshServiceClient(l.admin[l.nodes[0]]).Members(ctx, &meshv1.MembersRequest{})
+		members = resp.GetMembers()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("members: %w", err)
+	}
+	l.routers, l.streams, l.genomes, l.audits = nil, nil, nil, nil
+	for _, m := range members {
+		if !slices.Contains(l.nodes, m.GetName()) {
+			continue
+		}
+		for _, svc := range m.GetServices() {
+			switch svc {
+			case "router":
+				l.routers = append(l.routers, m.GetName())
+			case "events":
+				l.streams = append(l.streams, m.GetName())
+			case "genome":
+				l.genomes = append(l.genomes, m.GetName())
+			case "audit":
+				l.audits = append(l.audits, m.GetName())
+			}
+		}
+	}
+	if len(l.routers) == 0 || len(l.streams) == 0 || len(l.genomes) == 0 || len(l.audits) == 0 {
+		return fmt.Errorf("the mesh lacks a service: routers %v, events %v, genome %v, audit %v", l.routers, l.streams, l.genomes, l.audits)
+	}
+	return nil
+}
+
+func (l *load) pick(from []string) string { return from[l.intn(len(from))] }
+
 // run drives the writers (publishes, dispatches, uploads) until ctx ends.
 func (l *load) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, n := range l.nodes {
+	for _, n := range l.streams {
 		ev := eventsv1.NewEventsServiceClient(l.admin[n])
 		every(ctx, &wg, 40*time.Millisecond, func(ctx context.Context) {
 			k := l.seq.Add(1)
@@ -347,6 +394,8 @@ func (l *load) run(ctx context.Context) {
 				l.plainAcked.Add(1)
 			}
 		})
+	}
+	for _, n := range l.genomes {
 		every(ctx, &wg, 3*time.Second, func(ctx context.Context) {
 			_, err := l.putArtifact(ctx, n)
 			if ctx.Err() == nil {
@@ -364,7 +413,7 @@ func (l *load) run(ctx context.Context) {
 // cross-peer call, a remember (sharded by persona), a page-in, a local
 // call, or a refusal.
 func (l *load) dispatchOne(ctx context.Context) {
-	via := l.nodes[l.intn(len(l.nodes))]
+	via := l.pick(l.routers)
 	k := l.seq.Add(1)
 	var (
 		op   string
@@ -378,7 +427,7 @@ func (l *load) dispatchOne(ctx context.Context) {
 	switch pick := l.intn(40); {
 	case pick < 15:
 		op = "dispatch-peer"
-		to := l.nodes[l.intn(len(l.nodes))]
+		to := l.pick(l.routers)
 		req = &routerv1.DispatchRequest{Uri: "airc://" + to + "/debug/get-log-level"}
 	case pick < 21:
 		op = "remember"
@@ -390,10 +439,15 @@ func (l *load) dispatchOne(ctx context.Context) {
 		})}
 	case pick < 31:
 		op = "page-in"
+		// The router's own genome when it runs one, else the mesh's.
+		g := via
+		if !slices.Contains(l.genomes, g) {
+			g = l.pick(l.genomes)
+		}
 		l.mu.Lock()
 		var arts []string
 		for _, a := range l.artifacts {
-			if a.node == via {
+			if a.node == g {
 				arts = append(arts, a.id)
 			}
 		}
@@ -402,7 +456,7 @@ func (l *load) dispatchOne(ctx context.Context) {
 			return
 		}
 		req = &routerv1.DispatchRequest{Uri: "genome/page-in", Params: payload(map[string]any{
-			"persona_id": l.personas[via], "page": map[string]any{"kind": "PAGE_KIND_WHOLE", "artifact_id": arts[l.intn(len(arts))]},
+			"persona_id": l.personas[g], "page": map[string]any{"kind": "PAGE_KIND_WHOLE", "artifact_id": arts[l.intn(len(arts))]},
 		})}
 	case pick < 39:
 		op = "dispatch-local"
@@ -435,7 +489,9 @@ func (l *load) dispatchOne(ctx context.Context) {
 		return
 	}
 	if op == "page-in" && rpcerr.Reason(err) == "PERSONA_UNKNOWN" {
-		_ = l.registerPersona(ctx, via)
+		for _, g := range l.genomes {
+			_ = l.registerPersona(ctx, g)
+		}
 	}
 	l.count(op, err)
 	if err != nil {
@@ -495,7 +551,7 @@ func (l *load) seedEngrams(ctx context.Context) error {
 		for i := range keepEngrams {
 			e := engramRec{persona: "chaos-" + strconv.Itoa(p), id: fmt.Sprintf("seed-%d-%d", p, i)}
 			e.content = fmt.Sprintf("seed engram %d of persona %d about topic %d", i, p, i%7)
-			via := l.nodes[(p+i)%len(l.nodes)]
+			via := l.routers[(p+i)%len(l.routers)]
 			err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
 				var err error
 				e.servedBy, err = l.remember(ctx, via, e)
@@ -529,10 +585,10 @@ type durableSub struct {
 }
 
 func (l *load) newSubs() {
-	for i, n := range l.nodes {
+	for i, n := range l.streams {
 		l.subs = append(l.subs,
 			&durableSub{name: "direct@" + n, stream: n, l: l, last: l.genesis[n]},
-			&durableSub{name: "routed@" + n + "-via-" + l.nodes[(i+1)%len(l.nodes)], stream: n, routed: true, l: l, last: l.genesis[n]})
+			&durableSub{name: "routed@" + n + "-via-" + l.routers[(i+1)%len(l.routers)], stream: n, routed: true, l: l, last: l.genesis[n]})
 	}
 }
 
@@ -602,7 +658,44 @@ func (s *durableSub) once(ctx context.Context, onAck func()) (bool, error) {
 		}
 	})
 	defer ackTimer.Stop()
-	handle := func(ack bool, d *eventsv1.Delivery, lag *eventsv1.Lag) bool {
+	// next reads one message of either kind of stream as an ack, the
+	// deliveries it carries, or a lag notice.
+	var next func() (ack bool, ds []*eventsv1.Delivery, lag *eventsv1.Lag, err error)
+	if s.routed {
+		// Across the grid to the stream's node when it runs a router of
+		// its own; else (compose: one events service) the router's local
+		// route, which reaches the mesh's events service.
+		uri := "events/" + durableTopic
+		if slices.Contains(s.l.routers, s.stream) {
+			uri = "airc://" + s.stream + "/" + uri
+		}
+		st, err := routerv1.NewRouterServiceClient(s.l.admin[s.viaNode()]).Subscribe(sctx, &routerv1.SubscribeRequest{
+			Uri: uri, StartAfterSequence: after,
+		})
+		if err != nil {
+			return false, err
+		}
+		next = func() (bool, []*eventsv1.Delivery, *eventsv1.Lag, error) {
+			m, err := st.Recv()
+			return m.GetAck() != nil, nonNil(m.GetDelivery()), m.GetLag(), err
+		}
+	} else {
+		st, err := eventsv1.NewEventsServiceClient(s.l.admin[s.stream]).Subscribe(sctx, &eventsv1.SubscribeRequest{
+			Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: durableTopic}, StartAfterSequence: after,
+		})
+		if err != nil {
+			return false, err
+		}
+		next = func() (bool, []*eventsv1.Delivery, *eventsv1.Lag, error) {
+			m, err := st.Recv()
+			return m.GetAck() != nil, append(nonNil(m.GetDelivery()), m.GetBatch().GetDeliveries()...), m.GetLag(), err
+		}
+	}
+	for {
+		ack, ds, lag, err := next()
+		if err != nil {
+			return gotAck.Load(), err
+		}
 		switch {
 		case ack:
 			gotAck.Store(true)
@@ -611,51 +704,19 @@ func (s *durableSub) once(ctx context.Context, onAck func()) (bool, error) {
 			s.mu.Lock()
 			s.lags++
 			s.mu.Unlock()
-			return false // resubscribe from what we have
-		default:
+			return true, nil // resubscribe from what we have
+		}
+		for _, d := range ds {
 			s.deliver(d)
 		}
-		return true
 	}
-	if s.routed {
-		via := s.viaNode()
-		st, err := routerv1.NewRouterServiceClient(s.l.admin[via]).Subscribe(sctx, &routerv1.SubscribeRequest{
-			Uri: "airc://" + s.stream + "/events/" + durableTopic, StartAfterSequence: after,
-		})
-		if err != nil {
-			return false, err
-		}
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return gotAck.Load(), err
-			}
-			if !handle(m.GetAck() != nil, m.GetDelivery(), m.GetLag()) {
-				return gotAck.Load(), nil
-			}
-		}
+}
+
+func nonNil(d *eventsv1.Delivery) []*eventsv1.Delivery {
+	if d == nil {
+		return nil
 	}
-	st, err := eventsv1.NewEventsServiceClient(s.l.admin[s.stream]).Subscribe(sctx, &eventsv1.SubscribeRequest{
-		Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: durableTopic}, StartAfterSequence: after,
-	})
-	if err != nil {
-		return false, err
-	}
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			return gotAck.Load(), err
-		}
-		if b := m.GetBatch(); b != nil {
-			for _, d := range b.GetDeliveries() {
-				s.deliver(d)
-			}
-			continue
-		}
-		if !handle(m.GetAck() != nil, m.GetDelivery(), m.GetLag()) {
-			return gotAck.Load(), nil
-		}
-	}
+	return []*eventsv1.Delivery{d}
 }
 
 // viaNode is the router a routed subscriber goes through: named in its
@@ -666,8 +727,8 @@ func (s *durableSub) viaNode() string {
 	r := s.reconnects
 	s.mu.Unlock()
 	var others []string
-	for _, n := range s.l.nodes {
-		if n != s.stream {
+	for _, n := range s.l.routers {
+		if n != s.stream || len(s.l.routers) == 1 {
 			others = append(others, n)
 		}
 	}

@@ -321,7 +321,7 @@ func startSubs(ctx context.Context, l *load, wg *sync.WaitGroup) []chan struct{}
 		wg.Add(1)
 		go func() { defer wg.Done(); s.run(ctx, ready) }()
 	}
-	for _, n := range l.nodes {
+	for _, n := range l.streams {
 		wg.Add(1)
 		go func() { defer wg.Done(); l.plainSub(ctx, n) }()
 	}
