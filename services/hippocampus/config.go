@@ -104,8 +104,13 @@ type Model struct {
 	Routes bool
 	// ChannelPrior is m, the channel prior's pseudo-count (1).
 	ChannelPrior float64
-	// P0 is the stable pool's starting share p (0.125); PMin its floor (0).
-	P0, PMin float64
+	// P0 is the stable pool's starting share p; PMin its floor (0) and PMax
+	// its ceiling besides HIPPOCAMPUS.md's 1 − 1/K. With the route mixture
+	// (whose importance and reuse routes cover what the stable pool
+	// staged) both P0 and PMax are 0: on the development traces the stable
+	// pool's slots cost hits (docs/perf-hippocampus.md). HIPPOCAMPUS.md's
+	// split is P0 0.125, PMax 1.
+	P0, PMin, PMax float64
 	// Spread are the spreading activation's knobs (α 0.5, D 3, θ 1e-3,
 	// F 64, budget 20000).
 	Spread SpreadParams
@@ -126,8 +131,9 @@ func DefaultModel() Model {
 		WLag:         3,
 		Routes:       true,
 		ChannelPrior: 1,
-		P0:           0.125,
+		P0:           0,
 		PMin:         0,
+		PMax:         0,
 		Spread:       SpreadParams{Alpha: 0.5, Pulses: 3, Threshold: 1e-3, MaxFanOut: 64, Budget: 20000},
 		SeedWeights:  []float64{1, 0.7, 0.5},
 	}
@@ -229,7 +235,7 @@ func (c Config) validate() error {
 	for name, v := range map[string]float64{
 		"d": m.D, "lambda_imp": m.LambdaImp, "lambda_a": m.LambdaA, "w_channel": m.WChannel,
 		"w_context": m.WContext, "w_graph": m.WGraph, "w_lag": m.WLag, "channel prior": m.ChannelPrior, "p0": m.P0,
-		"p_min": m.PMin, "alpha": m.Spread.Alpha, "theta": m.Spread.Threshold,
+		"p_min": m.PMin, "p_max": m.PMax, "alpha": m.Spread.Alpha, "theta": m.Spread.Threshold,
 	} {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			errs = append(errs, fmt.Errorf("%s must be a finite non-negative number, not %v", name, v))
@@ -238,8 +244,8 @@ func (c Config) validate() error {
 	if m.D >= 1 {
 		errs = append(errs, errors.New("d must be below 1"))
 	}
-	if m.P0 > 1-1/float64(max(c.K, 1)) || m.PMin > m.P0 {
-		errs = append(errs, fmt.Errorf("need p_min %v <= p0 %v <= 1-1/K", m.PMin, m.P0))
+	if m.P0 > 1-1/float64(max(c.K, 1)) || m.PMin > m.P0 || m.P0 > m.PMax {
+		errs = append(errs, fmt.Errorf("need p_min %v <= p0 %v <= min(p_max %v, 1-1/K)", m.PMin, m.P0, m.PMax))
 	}
 	if m.Spread.Pulses < 0 || m.Spread.MaxFanOut < 0 || m.Spread.Budget < 0 {
 		errs = append(errs, errors.New("spread pulses, fan-out and budget must not be negative"))

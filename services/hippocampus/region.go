@@ -255,7 +255,7 @@ func (r *hippocampusRegion) consumeHook(t *target, slots []uint32, now int64) in
 	s := t.buf.Peek()
 	valid := s != nil && !s.Expired(time.Unix(0, now))
 	k := float64(r.k)
-	pmin := r.mem.cfg.Model.PMin
+	pmin, pmax := r.mem.cfg.Model.PMin, r.mem.cfg.Model.PMax
 	hits := 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -291,7 +291,7 @@ func (r *hippocampusRegion) consumeHook(t *target, slots []uint32, now int64) in
 		inStable, inAssoc := slices.Contains(t.stableGhost, slot), slices.Contains(t.assocGhost, slot)
 		switch {
 		case inStable && !inAssoc:
-			t.p = min(1-1/k, t.p+1/k)
+			t.p = min(1-1/k, pmax, t.p+1/k)
 		case inAssoc && !inStable:
 			t.p = max(pmin, t.p-1/k)
 		}

@@ -49,7 +49,10 @@ func poolCount(items []Item, pool Pool) int {
 // misses in neither ghost never move p.
 func TestTwoPoolKnownAnswer(t *testing.T) {
 	t.Parallel()
-	s := newTestService(t, Config{}, Deps{})
+	// HIPPOCAMPUS.md's split: the stable pool may grow to 1 − 1/K.
+	m := DefaultModel()
+	m.P0, m.PMax = 0.125, 1
+	s := newTestService(t, Config{Model: m}, Deps{})
 	s.conversation("maya", "chat", 60)
 	p := s.mem.get("maya")
 	tg := p.target("chat")
