@@ -83,6 +83,11 @@ type Result struct {
 	Inproc Rate `json:"inproc"`
 	// GRPC is AuditService.Append over loopback gRPC.
 	GRPC Rate `json:"grpc"`
+	// GRPCStream is AuditService.AppendStream over loopback gRPC: Streams
+	// streams of Batch entries per request.
+	GRPCStream Rate `json:"grpc_stream"`
+	Streams    int  `json:"streams"`
+	Batch      int  `json:"batch"`
 	// FsyncEach is the anchor: one write and fdatasync per entry.
 	FsyncEach Rate `json:"fsync_each"`
 	// Verify is AuditService.Verify, entries per second.
@@ -116,6 +121,8 @@ func Run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "durable appends, %d appenders: in process %.0f/s (%.1f CPU-µs each), loopback gRPC %.0f/s (%.1f CPU-µs each)\n",
 		res.Appenders, res.Inproc.PerS, res.Inproc.CPUusPer, res.GRPC.PerS, res.GRPC.CPUusPer)
+	fmt.Fprintf(out, "durable appends over %d AppendStream streams of %d-entry requests: %.0f/s (%.1f CPU-µs each)\n",
+		res.Streams, res.Batch, res.GRPCStream.PerS, res.GRPCStream.CPUusPer)
 	fmt.Fprintf(out, "anchor, one writer, write+fdatasync per entry: %.0f/s\n", res.FsyncEach.PerS)
 	fmt.Fprintf(out, "verification of %d entries (%d bytes): Verify %.0f entries/s, VerifyFile %.0f entries/s; anchor SHA-256 on one core %.0f entries/s\n",
 		res.LogEntries, res.LogBytes, res.Verify.PerS, res.VerifyFile.PerS, res.SHA256.PerS)
@@ -155,7 +162,7 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Appenders: o.Appenders}
+	res := &Result{Appenders: o.Appenders, Streams: 4, Batch: 64}
 
 	// In process, on the service value.
 	inDir := filepath.Join(o.Dir, "inproc")
@@ -173,9 +180,8 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	// Over loopback gRPC, into a fresh log.
-	res.GRPC, err = appendGRPC(ctx, o, filepath.Join(o.Dir, "grpc"), log, payloads)
-	if err != nil {
-		return nil, fmt.Errorf("gRPC append: %w", err)
+	if err := appendGRPC(ctx, o, filepath.Join(o.Dir, "grpc"), log, payloads, res); err != nil {
+		return nil, err
 	}
 
 	// The anchor: a write and an fdatasync per entry, one writer.
@@ -230,20 +236,21 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 }
 
 // appendGRPC serves a fresh audit service on 127.0.0.1:0 through pkg/rpc
-// and appends to it from 4 client connections.
-func appendGRPC(ctx context.Context, o Options, dir string, log *slog.Logger, payloads []*structpb.Struct) (Rate, error) {
+// and appends to it from 4 client connections: unary Append calls, then
+// AppendStream streams.
+func appendGRPC(ctx context.Context, o Options, dir string, log *slog.Logger, payloads []*structpb.Struct, res *Result) error {
 	svc, err := audit.New(audit.Config{Node: node, DataDir: dir}, audit.Deps{Logger: log})
 	if err != nil {
-		return Rate{}, err
+		return err
 	}
 	defer svc.Close()
 	tokens, err := auth.NewTokens([]auth.TokenEntry{{Principal: "admin", Token: adminToken, Admin: true}})
 	if err != nil {
-		return Rate{}, err
+		return err
 	}
 	srv, err := rpc.New(rpc.Config{Node: node, Listen: "127.0.0.1:0"}, rpc.Deps{Logger: log, Tokens: tokens})
 	if err != nil {
-		return Rate{}, err
+		return err
 	}
 	svc.Register(srv)
 	sctx, cancel := context.WithCancel(ctx)
@@ -257,16 +264,90 @@ func appendGRPC(ctx context.Context, o Options, dir string, log *slog.Logger, pa
 	for range 4 {
 		cc, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
-			return Rate{}, err
+			return err
 		}
 		defer cc.Close()
 		clients = append(clients, auditv1.NewAuditServiceClient(cc))
 	}
 	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken)
-	return appendConcurrently(o.Appends, o.Appenders, func(i int) error {
+	res.GRPC, err = appendConcurrently(o.Appends, o.Appenders, func(i int) error {
 		_, err := clients[i%len(clients)].Append(actx, &auditv1.AppendRequest{Kind: auditlog.KindRefusal, Payload: payloads[i%len(payloads)]})
 		return err
 	})
+	if err != nil {
+		return fmt.Errorf("unary append over gRPC: %w", err)
+	}
+	res.GRPCStream, err = appendStreams(actx, clients, res.Streams, res.Batch, o.Appends, payloads)
+	if err != nil {
+		return fmt.Errorf("append stream over gRPC: %w", err)
+	}
+	return nil
+}
+
+// appendStreams appends n entries through streams AppendStream streams,
+// batch entries per request, each stream sending without waiting for its
+// acks (a receiver per stream checks them).
+func appendStreams(ctx context.Context, clients []auditv1.AuditServiceClient, streams, batch, n int, payloads []*structpb.Struct) (Rate, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*streams)
+	start, cpu0 := time.Now(), cputime.Process()
+	for w := range streams {
+		st, err := clients[w%len(clients)].AppendStream(ctx)
+		if err != nil {
+			return Rate{}, err
+		}
+		sent := make(chan int, 1<<12)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			defer close(sent)
+			for {
+				end := int(next.Add(int64(batch)))
+				first := end - batch
+				if first >= n {
+					errs <- st.CloseSend()
+					return
+				}
+				req := &auditv1.AppendStreamRequest{}
+				for i := first; i < min(end, n); i++ {
+					req.Entries = append(req.Entries, &auditv1.AppendRequest{Kind: auditlog.KindRefusal, Payload: payloads[i%len(payloads)]})
+				}
+				if err := st.Send(req); err != nil {
+					errs <- err
+					return
+				}
+				sent <- len(req.Entries)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for k := range sent {
+				resp, err := st.Recv()
+				if err == nil && len(resp.GetAcks()) != k {
+					err = fmt.Errorf("%d acks for %d entries", len(resp.GetAcks()), k)
+				}
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+			if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+				errs <- fmt.Errorf("stream end: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return Rate{}, err
+		}
+	}
+	return rate(n, time.Since(start), cputime.Process()-cpu0), nil
 }
 
 // appendConcurrently makes n calls of appendOne from the given number of

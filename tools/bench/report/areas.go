@@ -181,14 +181,20 @@ func runAudit(ctx context.Context, s Sizes, _ string) ([]Row, any, error) {
 			Value: res.GRPC.PerS, AnchorValue: res.FsyncEach.PerS, Unit: "appends/s",
 		},
 		{
+			Area: "audit", Figure: fmt.Sprintf("durable appends/s over loopback gRPC, pipelined: %d AppendStream streams of %d-entry requests", res.Streams, res.Batch), Goal: "≥ 20k/s",
+			Ours: fmt.Sprintf("%s/s (%.0f CPU-µs each, client and server)", count(res.GRPCStream.PerS), res.GRPCStream.CPUusPer), Anchor: anchor,
+			Ratio: times(res.GRPCStream.PerS, res.FsyncEach.PerS), Met: met(res.GRPCStream.PerS >= 20000), Command: cmd,
+			Value: res.GRPCStream.PerS, AnchorValue: res.FsyncEach.PerS, Unit: "appends/s",
+		},
+		{
 			Area: "audit", Figure: fmt.Sprintf("verification, AuditService.Verify, %s-entry log, every core", count(float64(res.LogEntries))), Goal: "≥ 200k entries/s",
-			Ours: fmt.Sprintf("%s entries/s", count(res.Verify.PerS)), Anchor: hash,
+			Ours: fmt.Sprintf("%s entries/s (%.1f CPU-µs each)", count(res.Verify.PerS), res.Verify.CPUusPer), Anchor: hash,
 			Ratio: times(res.Verify.PerS, res.SHA256.PerS), Met: met(res.Verify.PerS >= 200000), Command: cmd,
 			Value: res.Verify.PerS, AnchorValue: res.SHA256.PerS, Unit: "entries/s",
 		},
 		{
 			Area: "audit", Figure: "verification of the same file offline (`continuum audit verify FILE`), every core", Goal: "≥ 200k entries/s",
-			Ours: fmt.Sprintf("%s entries/s", count(res.VerifyFile.PerS)), Anchor: hash,
+			Ours: fmt.Sprintf("%s entries/s (%.1f CPU-µs each)", count(res.VerifyFile.PerS), res.VerifyFile.CPUusPer), Anchor: hash,
 			Ratio: times(res.VerifyFile.PerS, res.SHA256.PerS), Met: met(res.VerifyFile.PerS >= 200000), Command: cmd,
 			Value: res.VerifyFile.PerS, AnchorValue: res.SHA256.PerS, Unit: "entries/s",
 		},

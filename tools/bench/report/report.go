@@ -218,7 +218,11 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "Started %s, took %.0f s. %s/%s, %d CPUs, GOMAXPROCS %d, %s. Load average (1/5/15 min) %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end.\n\n",
 		r.Started.Format(time.RFC3339), r.Seconds, r.OS, r.Arch, r.CPUs, r.GOMAXPROCS, r.GoVersion,
 		r.LoadStart[0], r.LoadStart[1], r.LoadStart[2], r.LoadEnd[0], r.LoadEnd[1], r.LoadEnd[2])
-	fmt.Fprintf(&b, "Every anchor was measured in this run on this machine, except where the anchor column says \"published\". Regenerate with `make bench` (`go run ./tools/bench report%s`).\n\n", map[bool]string{true: " --short", false: ""}[r.Mode == ModeShort])
+	regen := "`make bench` (`go run ./tools/bench report`)"
+	if r.Mode == ModeShort {
+		regen = "`make bench-short` (`go run ./tools/bench report --short`)"
+	}
+	fmt.Fprintf(&b, "Every anchor was measured in this run on this machine, except where the anchor column says \"published\". Regenerate with %s.\n\n", regen)
 	b.WriteString("| area | figure | goal | ours | anchor | ratio | met? | command |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range r.Rows {
