@@ -213,10 +213,16 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 	}
 	log.Info("baseline", "runtime", base)
 
+	// A pause or cut must outlast failure detection: ~1.5 s with the
+	// local profile, ~6 s with lan (compose's).
+	holdMin, holdMax := 3*time.Second, 6*time.Second
+	if o.compose || o.profile == "lan" {
+		holdMin, holdMax = 8*time.Second, 12*time.Second
+	}
 	sched := Schedule(ScheduleConfig{
 		Seed: o.seed, Duration: o.duration, Nodes: nodes,
 		Warmup: 3 * time.Second, Cooldown: 5 * time.Second,
-		HoldMin: 3 * time.Second, HoldMax: 6 * time.Second,
+		HoldMin: holdMin, HoldMax: holdMax,
 		GapMin: 3 * time.Second, GapMax: 6 * time.Second,
 	})
 	if o.noFaults {
