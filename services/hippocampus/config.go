@@ -104,12 +104,12 @@ type Model struct {
 	Routes bool
 	// ChannelPrior is m, the channel prior's pseudo-count (1).
 	ChannelPrior float64
-	// P0 is the stable pool's starting share p; PMin its floor (0) and PMax
-	// its ceiling besides HIPPOCAMPUS.md's 1 − 1/K. With the route mixture
-	// (whose importance and reuse routes cover what the stable pool
-	// staged) both P0 and PMax are 0: on the development traces the stable
-	// pool's slots cost hits (docs/perf-hippocampus.md). HIPPOCAMPUS.md's
-	// split is P0 0.125, PMax 1.
+	// P0 is the stable pool's starting share p (0: with the route
+	// mixture, whose importance and reuse routes cover most of what the
+	// stable pool stages, ARC grows it from nothing where stable-ghost
+	// misses say so); PMin its floor (0) and PMax its ceiling besides
+	// HIPPOCAMPUS.md's 1 − 1/K (1: no further cap; 0 switches the stable
+	// pool off, docs/perf-hippocampus.md).
 	P0, PMin, PMax float64
 	// Spread are the spreading activation's knobs (α 0.5, D 3, θ 1e-3,
 	// F 64, budget 20000).
@@ -133,7 +133,7 @@ func DefaultModel() Model {
 		ChannelPrior: 1,
 		P0:           0,
 		PMin:         0,
-		PMax:         0,
+		PMax:         1,
 		Spread:       SpreadParams{Alpha: 0.5, Pulses: 3, Threshold: 1e-3, MaxFanOut: 64, Budget: 20000},
 		SeedWeights:  []float64{1, 0.7, 0.5},
 	}
