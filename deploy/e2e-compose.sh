@@ -139,6 +139,15 @@ for p in ada bob cy dee eve fay gus hal; do
 	[ "$served" = "$owner" ] || fail "persona $p served by $served, owner $owner"
 	owners="$owners $owner"
 done
+# The gateway's direct hippocampus routes reach each persona's owner too
+# (its node proxies by the shard key), never PERSONA_NOT_OWNED.
+notowned=0
+for p in ada bob cy dee eve fay gus hal; do
+	curl -sS -H "authorization: Bearer $(tr -d '\n' < "$WORK/admin.token")" -X POST \
+		-d "{\"persona\":\"$p\",\"channel\":\"chat\",\"cue\":\"hello\",\"k\":4}" "$HTTP/v1/hippocampus/recall" >"$WORK/hrecall.$p" 2>&1
+	grep -q engramId "$WORK/hrecall.$p" || { notowned=$((notowned + 1)); echo "  persona $p over HTTP: $(head -c 300 "$WORK/hrecall.$p")"; }
+done
+[ "$notowned" = 0 ] && pass "gateway /v1/hippocampus/recall reaches every persona's owner" || fail "$notowned of 8 personas not recalled through the gateway"
 distinct=$(echo "$owners" | tr ' ' '\n' | sort -u | grep -c . || true)
 [ "$distinct" -ge 2 ] && pass "8 personas spread over $distinct owners; each command reached its owner" || fail "personas did not spread: $owners"
 
