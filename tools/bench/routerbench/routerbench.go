@@ -44,7 +44,9 @@ type Result struct {
 type Options struct {
 	// QPS is the paced request rate of the overhead comparison.
 	QPS int
-	// Duration is how long each paced variant runs.
+	// Duration sets the calls of each paced variant, QPS × Duration; the
+	// variants alternate on one schedule, so the comparison takes twice
+	// Duration.
 	Duration time.Duration
 	// Inproc is how many in-process dispatches to time (after 1000 of
 	// warm-up).
@@ -57,7 +59,7 @@ func Run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench router", flag.ContinueOnError)
 	var o Options
 	fs.IntVar(&o.QPS, "qps", 1000, "paced request rate for the overhead comparison")
-	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each paced variant runs")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "calls of each paced variant: qps × duration (the variants alternate, so the run takes twice this)")
 	fs.IntVar(&o.Inproc, "inproc", 20000, "in-process dispatches to time")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -143,14 +145,14 @@ func Measure(ctx context.Context, o Options) (res Result, err error) {
 		_, err := routerv1.NewRouterServiceClient(cc).Dispatch(actx, req)
 		return err
 	}
-	d, err := paced(direct, o.QPS, o.Duration)
+	// The two variants alternate call by call on one schedule, so both see
+	// the same machine load: QPS in all for twice Duration, QPS × Duration
+	// calls each.
+	lats, err := paced([]func() error{direct, viaRouter}, o.QPS, 2*o.Duration)
 	if err != nil {
-		return Result{}, fmt.Errorf("direct: %w", err)
+		return Result{}, err
 	}
-	r, err := paced(viaRouter, o.QPS, o.Duration)
-	if err != nil {
-		return Result{}, fmt.Errorf("dispatch: %w", err)
-	}
+	d, r := lats[0], lats[1]
 	res.CallsPerVariant = len(d)
 	res.DirectP50us, res.DirectP99us = pct(d, 50), pct(d, 99)
 	res.DispatchP50us, res.DispatchP99us = pct(r, 50), pct(r, 99)
@@ -159,10 +161,11 @@ func Measure(ctx context.Context, o Options) (res Result, err error) {
 	return res, nil
 }
 
-// paced calls f at qps for d (open loop: the schedule does not wait for a
-// slow call, so queueing shows in the latencies) and returns each call's
-// latency measured from its scheduled start.
-func paced(f func() error, qps int, d time.Duration) ([]time.Duration, error) {
+// paced calls fs in turn (call i is fs[i%len(fs)]) at qps for d, open
+// loop (the schedule does not wait for a slow call, so queueing shows in the
+// latencies), and returns each function's call latencies measured from
+// their scheduled starts.
+func paced(fs []func() error, qps int, d time.Duration) ([][]time.Duration, error) {
 	interval := time.Second / time.Duration(qps)
 	total := int(d / interval)
 	lat := make([]time.Duration, total)
@@ -177,9 +180,9 @@ func paced(f func() error, qps int, d time.Duration) ([]time.Duration, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			if err := f(); err != nil {
+			if err := fs[i%len(fs)](); err != nil {
 				select {
-				case errs <- err:
+				case errs <- fmt.Errorf("variant %d: %w", i%len(fs), err):
 				default:
 				}
 			}
@@ -194,7 +197,11 @@ func paced(f func() error, qps int, d time.Duration) ([]time.Duration, error) {
 		return nil, err
 	default:
 	}
-	return lat, nil
+	out := make([][]time.Duration, len(fs))
+	for i, l := range lat {
+		out[i%len(fs)] = append(out[i%len(fs)], l)
+	}
+	return out, nil
 }
 
 func pct(d []time.Duration, p float64) float64 {
