@@ -152,6 +152,9 @@ distinct=$(echo "$owners" | tr ' ' '\n' | sort -u | grep -c . || true)
 [ "$distinct" -ge 2 ] && pass "8 personas spread over $distinct owners; each command reached its owner" || fail "personas did not spread: $owners"
 
 # 6. Scale back to 1: graceful leavers hand their personas over; nothing is lost.
+# The leavers' logs go with their containers; keep them for a failure.
+$COMPOSE logs -f --no-color hippocampus >"$WORK/hippocampus.log" 2>&1 &
+logs_pid=$!
 $COMPOSE up -d --scale hippocampus=1 --no-recreate
 deadline=$((SECONDS + 90))
 until [ "$(hcount)" = 1 ]; do
@@ -163,10 +166,12 @@ for p in ada bob cy dee eve fay gus hal; do
 	out=$(call -d "{\"uri\":\"hippocampus/recall\",\"params\":{\"persona\":\"$p\",\"channel\":\"chat\",\"cue\":\"hello\",\"k\":4}}" "$ADDR" continuum.router.v1.RouterService/Dispatch 2>&1 || true)
 	echo "$out" | grep -q engramId || { lost=$((lost + 1)); echo "  persona $p: $out" | head -3; }
 done
+kill "$logs_pid" 2>/dev/null || true
 if [ "$lost" = 0 ]; then
 	pass "back to 1 member; every persona's engrams still recalled"
 else
 	fail "$lost of 8 personas lost engrams after the graceful scale-down"
+	grep -E 'draining|hand|persona|member gone|Leave|leave|stopped' "$WORK/hippocampus.log" | tail -80
 fi
 
 $COMPOSE up -d --scale hippocampus=2 --no-recreate
