@@ -61,6 +61,7 @@ func TestScaleDownKeepsEveryPersona(t *testing.T) {
 
 	personas := []string{"ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jo", "kim", "lu"}
 	servedBy := map[string]bool{}
+	ids := map[string]string{}
 	for _, p := range personas {
 		var resp *routerv1.DispatchResponse
 		var err error
@@ -71,6 +72,7 @@ func TestScaleDownKeepsEveryPersona(t *testing.T) {
 			return err == nil
 		}, "remember %s: %v", p, err)
 		servedBy[resp.GetServedBy()] = true
+		ids[p] = resp.GetResult().GetStructValue().GetFields()["id"].GetStringValue()
 	}
 	if len(servedBy) < 2 {
 		t.Fatalf("personas did not spread: %v", servedBy)
@@ -90,7 +92,8 @@ func TestScaleDownKeepsEveryPersona(t *testing.T) {
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
 			resp, err := dispatch("hippocampus/recall", map[string]any{"persona": p, "channel": "chat", "cue": "hello", "k": 4})
-			if err == nil && len(resp.GetResult().GetStructValue().GetFields()["items"].GetListValue().GetValues()) == 1 {
+			items := resp.GetResult().GetStructValue().GetFields()["items"].GetListValue().GetValues()
+			if err == nil && len(items) == 1 && items[0].GetStructValue().GetFields()["engramId"].GetStringValue() == ids[p] {
 				ok = true
 				break
 			}
