@@ -192,3 +192,89 @@ func (l *testLRU) access(k int) bool {
 	}
 	return false
 }
+
+// TestSketchAgingPeriod is the sketch's known answer: with a period of 100
+// increments, a key counted 8 times reads 8 until the 100th increment and
+// 4 (halved) right after it.
+func TestSketchAgingPeriod(t *testing.T) {
+	t.Parallel()
+	s := newSketch(64)
+	s.setPeriod(100)
+	a := mix64(42)
+	for range 8 {
+		s.increment(a)
+	}
+	for i := range 91 {
+		s.increment(mix64(uint64(1000 + i)))
+	}
+	if f := s.frequency(a); f != 8 {
+		t.Fatalf("frequency after 99 increments = %d, want 8", f)
+	}
+	s.increment(mix64(5000))
+	if f := s.frequency(a); f != 4 {
+		t.Fatalf("frequency after the 100th increment = %d, want 4 (halved)", f)
+	}
+	// A resize keeps the period a tier set.
+	s.resize(1 << 12)
+	if s.sampleSize != 100 {
+		t.Fatalf("period after a resize = %d, want 100", s.sampleSize)
+	}
+}
+
+// TestAdmissionTierAdaptsAging checks the guard's answers, one sample each:
+// the admission tier sets the period to agingFactor × its pages; frequency
+// winning with the smallest window doubles the factor (up to agingMax);
+// recency winning first ages the sketch at once and halves the factor,
+// and grows the window only when the factor is already agingMin.
+func TestAdmissionTierAdaptsAging(t *testing.T) {
+	t.Parallel()
+	u := newUnitPages(t, 100, 300)
+	p := newPersona(t, u.s, 1<<40)
+	for i := range 300 {
+		u.access(t, p, i)
+	}
+	u.s.mu.Lock()
+	defer u.s.mu.Unlock()
+	fast := u.s.tiers[0]
+	if !fast.ages || u.s.tiers[1].ages {
+		t.Fatalf("ages: fast %v, next tier %v; want only the first w-tinylfu tier", fast.ages, u.s.tiers[1].ages)
+	}
+	if want := agingMin * max(fast.pages, 64); u.s.sketch.sampleSize != want {
+		t.Fatalf("sketch period = %d with %d pages in Fast, want %d", u.s.sketch.sampleSize, fast.pages, want)
+	}
+	floor := windowFraction * float64(fast.capacity)
+	fast.windowTarget = floor
+	fast.shadow = newShadowLRU(fast.capacity)
+	verdict := func(lruOnly, oursOnly uint64) bool {
+		sh := fast.shadow
+		sh.total, sh.lruOnly, sh.oursOnly = 4*guardEvery, lruOnly, oursOnly
+		return fast.guardLRU()
+	}
+	// Frequency wins: 10, 20, 30, then it stays at agingMax.
+	for _, want := range []int{20, 30, 30} {
+		verdict(0, 200)
+		if fast.agingFactor != want || fast.windowTarget != floor {
+			t.Fatalf("after frequency won: factor %d, window %.0f; want %d, %.0f", fast.agingFactor, fast.windowTarget, want, floor)
+		}
+	}
+	// Recency wins: the sketch halves at once and the factor goes 30, 15, 10.
+	a := mix64(7)
+	for range 6 {
+		u.s.sketch.increment(a)
+	}
+	if !verdict(200, 0) || fast.agingFactor != 15 || fast.windowTarget != floor {
+		t.Fatalf("after recency won: factor %d, window %.0f; want 15, %.0f", fast.agingFactor, fast.windowTarget, floor)
+	}
+	if f := u.s.sketch.frequency(a); f != 3 {
+		t.Fatalf("a key counted 6 times reads %d after the guard aged the sketch, want 3", f)
+	}
+	verdict(200, 0)
+	if fast.agingFactor != agingMin {
+		t.Fatalf("factor %d after recency won twice, want %d", fast.agingFactor, agingMin)
+	}
+	// At agingMin recency grows the window a quarter of the tier.
+	verdict(200, 0)
+	if want := floor + 0.25*float64(fast.capacity); fast.windowTarget != want || fast.agingFactor != agingMin {
+		t.Fatalf("after recency won at agingMin: window %.0f, factor %d; want %.0f, %d", fast.windowTarget, fast.agingFactor, want, agingMin)
+	}
+}
