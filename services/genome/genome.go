@@ -152,7 +152,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 
 // openTiers builds the tier chain.
 func (s *Service) openTiers(given map[Role]TierStore) error {
-	aging := false
 	for i, tc := range s.cfg.Tiers {
 		home := i == len(s.cfg.Tiers)-1
 		store := given[tc.Role]
@@ -164,9 +163,6 @@ func (s *Service) openTiers(given map[Role]TierStore) error {
 			}
 		}
 		t := newTierIndex(i, tc.Role, store, tc.Policy, home, tc.CapacityBytes, s.sketch)
-		if tc.Policy == PolicyWTinyLFU && !home && !aging {
-			t.ages, aging = true, true
-		}
 		s.tiers = append(s.tiers, t)
 		s.byRole[tc.Role] = t
 	}

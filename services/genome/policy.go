@@ -26,7 +26,7 @@ import "math"
 // active personas) loses no page of its hot set (pages used more than
 // once) to another persona's demand; the victim search passes over them
 // (moving them to the front: a second chance). Below its floor a persona
-// also gets its window candidates admitted on their third use instead of
+// also gets its window candidates admitted on their second use instead of
 // having to out-frequency a louder persona's pages. Above the floor, pages
 // compete on the policy's terms, so a busy persona may use what others
 // leave idle (one global order is several percent better than hard
@@ -50,14 +50,6 @@ const (
 	windowFraction    = 0.01
 	protectedFraction = 0.80
 	floorFraction     = 0.50
-	// floorAdmitUses is the uses a window candidate of a persona below
-	// its floor needs to be admitted over a louder persona's page.
-	floorAdmitUses = 3
-	// The sketch halves its counters every agingFactor × (pages in the
-	// admission tier) increments; the guard moves agingFactor between
-	// agingMin and agingMax (see guardLRU).
-	agingMin = 10
-	agingMax = 30
 )
 
 // pageList is an intrusive doubly linked list, most recent at the front.
@@ -148,11 +140,6 @@ type tierIndex struct {
 	shares map[PersonaID]*share
 	tick   uint64
 	sketch *sketch
-	// ages says this tier (the first w-tinylfu tier of the chain) sets
-	// the sketch's aging period: agingFactor × its pages increments
-	// between halvings, adapted by guardLRU.
-	ages        bool
-	agingFactor int
 
 	// The window's size (w-tinylfu): see climb and guardLRU.
 	windowTarget float64 // bytes
@@ -169,7 +156,7 @@ type tierIndex struct {
 func newTierIndex(pos int, role Role, store TierStore, policy string, home bool, capacity uint64, sk *sketch) *tierIndex {
 	return &tierIndex{
 		pos: pos, role: role, store: store, policy: policy, home: home, capacity: capacity,
-		shares: map[PersonaID]*share{}, sketch: sk, agingFactor: agingMin,
+		shares: map[PersonaID]*share{}, sketch: sk,
 		windowTarget: windowFraction * float64(capacity), climbStep: climbStepFraction * float64(capacity), prevHitRate: -1,
 	}
 }
@@ -186,9 +173,6 @@ const (
 func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 	if t.policy != PolicyWTinyLFU {
 		return
-	}
-	if t.ages {
-		t.sketch.setPeriod(t.agingFactor * max(t.pages, 64))
 	}
 	if hit {
 		t.sampleHits++
@@ -234,23 +218,9 @@ func (t *tierIndex) guardLRU() bool {
 	floor := windowFraction * float64(t.capacity)
 	switch {
 	case diff > noise:
-		// Recency wins. Stale frequencies are the first suspect (the
-		// popular pages changed, as in drifting traffic): the admission
-		// tier ages the sketch at once and halves its aging period.
-		// Only when the period is already at its shortest does the
-		// window grow, a quarter of the tier at once.
-		if t.ages && t.agingFactor > agingMin {
-			t.sketch.halve()
-			t.agingFactor = max(t.agingFactor/2, agingMin)
-			break
-		}
+		// Recency wins: grow the window a quarter of the tier at once.
 		t.windowTarget = min(t.windowTarget+0.25*float64(t.capacity), float64(t.capacity))
 		t.climbStep = climbStepFraction * float64(t.capacity)
-	case diff < -noise && t.windowTarget <= floor && t.ages && t.agingFactor < agingMax:
-		// Frequency wins with the smallest window: frequencies are worth
-		// keeping longer (finer counts at the admission edge, as on
-		// stationary Zipf traffic), so the aging period doubles.
-		t.agingFactor = min(2*t.agingFactor, agingMax)
 	case diff < -noise && t.windowTarget > floor:
 		// Frequency wins: shrink the window back towards its 1% as fast.
 		t.windowTarget = max(t.windowTarget-0.25*float64(t.capacity), floor)
@@ -459,7 +429,6 @@ func (t *tierIndex) insert(e *pageEntry, p PersonaID) {
 	t.used += e.size
 	t.pages++
 	t.touchShare(p)
-	e.reused = false
 	t.enlist(e)
 }
 
@@ -549,9 +518,6 @@ func (t *tierIndex) access(e *pageEntry, p PersonaID) {
 			sh.pushFront(e)
 		}
 	}
-	if e.seg != segNone {
-		e.reused = true
-	}
 	switch e.seg {
 	case segWindow:
 		if t.policy != PolicyFIFO {
@@ -625,15 +591,13 @@ func (t *tierIndex) belowFloor(p PersonaID, g *floorGuard) bool {
 
 // spared reports whether the floor protects e from the requester's
 // demand: its persona is another one below its floor, and the page is
-// part of that persona's hot set (settled, used again since it entered
-// the tier, or counted more than once by the sketch), not
+// part of that persona's hot set (settled, or used more than once), not
 // a page seen once that a scan parked there.
 func (t *tierIndex) spared(e *pageEntry, g *floorGuard, settled bool) bool {
 	if g == nil || e.tierCharge == g.requester || !t.belowFloor(e.tierCharge, g) {
 		return false
 	}
-	f := t.sketch.frequency(e.hash)
-	return settled || f >= 2 || (e.reused && f >= 1)
+	return settled || t.sketch.frequency(e.hash) >= 2
 }
 
 // idleBack is the least recent page of l that is neither keep nor busy.
@@ -724,10 +688,10 @@ func (t *tierIndex) nextVictim(requester PersonaID, keep *pageEntry) *pageEntry 
 		return v
 	}
 	// The candidate wins on frequency, or, when its persona is below its
-	// floor and the victim's is not, on having been used three times:
+	// floor and the victim's is not, on having been used more than once:
 	// a persona must be able to build its floor even beside a louder one.
 	fc := t.sketch.frequency(c.hash)
-	if fc > t.sketch.frequency(v.hash) || (fc >= floorAdmitUses && t.belowFloor(c.tierCharge, g) && !t.belowFloor(v.tierCharge, g)) {
+	if fc > t.sketch.frequency(v.hash) || (fc >= 2 && t.belowFloor(c.tierCharge, g) && !t.belowFloor(v.tierCharge, g)) {
 		t.window.remove(c)
 		t.probation.pushFront(c)
 		c.seg = segProbation

@@ -14,7 +14,6 @@ type sketch struct {
 	additions  int
 	sampleSize int
 	capacity   int
-	period     int // increments between halvings, when a tier sets it
 }
 
 func newSketch(capacity int) *sketch {
@@ -37,17 +36,6 @@ func (s *sketch) resize(capacity int) {
 	s.mask = uint64(words*16 - 1)
 	s.additions = 0
 	s.sampleSize = 10 * max(capacity, 64)
-	if s.period > 0 {
-		s.sampleSize = s.period
-	}
-}
-
-// setPeriod sets how many increments pass between two halvings.
-func (s *sketch) setPeriod(n int) {
-	if n != s.period {
-		s.period = n
-		s.sampleSize = n
-	}
 }
 
 // ensureCapacity grows the sketch when the manager holds more pages than

@@ -35,7 +35,6 @@ type pageEntry struct {
 	tierCharge   PersonaID // the persona the tier counts the page for
 	seg          segment
 	busy         bool
-	reused       bool // used again since it entered its tier
 	prev, next   *pageEntry
 	sprev, snext *pageEntry // in the tier's list of the persona's pages
 }
