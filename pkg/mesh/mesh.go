@@ -471,11 +471,17 @@ func (m *Mesh) ownerCandidates(service, exclude string) []Member {
 	all := m.roster.snapshot(func(mm *Member) bool {
 		return mm.Name != exclude && mm.State != Left && mm.Serves(service)
 	})
-	active := slices.DeleteFunc(slices.Clone(all), func(mm Member) bool { return mm.Draining && mm.State.live() })
-	if len(active) > 0 {
-		return active
+	draining := func(mm Member) bool { return mm.Draining && mm.State.live() }
+	n := 0
+	for _, mm := range all {
+		if draining(mm) {
+			n++
+		}
 	}
-	return all
+	if n == 0 || n == len(all) {
+		return all
+	}
+	return slices.DeleteFunc(all, draining) // all is this call's own snapshot
 }
 
 func winner(key string, cands []Member) Member {
