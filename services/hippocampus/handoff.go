@@ -471,6 +471,11 @@ func (s *Service) Leave(ctx context.Context) error {
 		if len(all) == 0 {
 			return nil
 		}
+		if !slices.ContainsFunc(s.ring.Members(), func(m string) bool { return m != s.ring.Self() }) {
+			// The last member: nothing to hand to, so the personas stay
+			// on this member's disk and come back with it.
+			return fmt.Errorf("leave: %d personas stay here: no other member serves the hippocampus", len(all))
+		}
 		var errs []error
 		for _, p := range all {
 			if err := s.handOnLeaving(ctx, p); err != nil {

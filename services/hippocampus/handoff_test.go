@@ -234,6 +234,22 @@ func TestHandOffScaleDown(t *testing.T) {
 	}
 }
 
+// TestLeaveAsLastMember: the last member has no one to hand to; Leave
+// says so at once (the personas stay on its disk) instead of retrying
+// until the drain deadline.
+func TestLeaveAsLastMember(t *testing.T) {
+	t.Parallel()
+	c := newFakeCluster("solo")
+	n := startNode(t, c, "solo", false)
+	rememberN(t, n, "alone", 2)
+	if err := n.svc.Leave(context.Background()); err == nil {
+		t.Fatal("Leave of the last member reported every persona handed off")
+	}
+	if n.svc.mem.get("alone") == nil {
+		t.Fatal("the last member dropped a persona it could not hand off")
+	}
+}
+
 // TestHandOffLosesNoAcknowledgedWrite writes to a persona, always to its
 // owner of the moment like a router would, while it moves back and forth;
 // every acknowledged engram is on the final owner, and every refusal was a
