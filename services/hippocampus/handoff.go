@@ -473,8 +473,9 @@ func (s *Service) Leave(ctx context.Context) error {
 		}
 		if !slices.ContainsFunc(s.ring.Members(), func(m string) bool { return m != s.ring.Self() }) {
 			// The last member: nothing to hand to, so the personas stay
-			// on this member's disk and come back with it.
-			return fmt.Errorf("leave: %d personas stay here: no other member serves the hippocampus", len(all))
+			// on this member's disk and come back with it. Not a failure.
+			s.log.Info("last hippocampus member leaving: personas stay on its disk", "personas", len(all))
+			return nil
 		}
 		var errs []error
 		for _, p := range all {
