@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/continuum-mesh/continuum/pkg/auditevents"
+	"github.com/continuum-mesh/continuum/pkg/wait"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
 )
@@ -256,7 +257,7 @@ func (o *outbox) declare(ctx context.Context) {
 				if attempt%10 == 0 {
 					o.log.Warn("genome: declare event class; retrying", "class", c.GetName(), "error", err)
 				}
-				if !sleepCtx(ctx, backoff(attempt)) {
+				if !wait.Sleep(ctx, backoff(attempt)) {
 					return
 				}
 				continue
@@ -294,7 +295,7 @@ func (o *outbox) runBest(ctx context.Context) {
 				if perr = o.publish(ctx, req); perr == nil || ctx.Err() != nil {
 					break
 				}
-				if !sleepCtx(ctx, backoff(attempt)) {
+				if !wait.Sleep(ctx, backoff(attempt)) {
 					break
 				}
 			}
@@ -332,7 +333,7 @@ func (o *outbox) runDenials(ctx context.Context) {
 			if attempt%10 == 0 {
 				o.log.Warn("genome: publish access denial; retrying", "error", err, "attempt", attempt+1)
 			}
-			if !sleepCtx(ctx, backoff(attempt)) {
+			if !wait.Sleep(ctx, backoff(attempt)) {
 				return
 			}
 			attempt++
@@ -449,18 +450,6 @@ func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt, 9)
 	d = min(d, 30*time.Second)
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // OutboxStats reports the event outbox's counters.

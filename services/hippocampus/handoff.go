@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
+	"github.com/continuum-mesh/continuum/pkg/wait"
 	hippocampusv1 "github.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1"
 )
 
@@ -459,8 +460,8 @@ func (s *Service) Leave(ctx context.Context) error {
 	s.leaving.Store(true)
 	for {
 		for s.imports.Load() > 0 {
-			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-				return fmt.Errorf("leave: %d hand-offs into this member still under way: %w", s.imports.Load(), err)
+			if !wait.Sleep(ctx, 5*time.Millisecond) {
+				return fmt.Errorf("leave: %d hand-offs into this member still under way: %w", s.imports.Load(), ctx.Err())
 			}
 		}
 		var all []*persona
@@ -486,7 +487,7 @@ func (s *Service) Leave(ctx context.Context) error {
 		if len(errs) == 0 {
 			continue // look again: a persona may have arrived meanwhile
 		}
-		if err := sleepCtx(ctx, leaveRetry); err != nil {
+		if !wait.Sleep(ctx, leaveRetry) {
 			return fmt.Errorf("leave: %d personas not handed off: %w", len(errs), errors.Join(errs...))
 		}
 	}
@@ -527,15 +528,4 @@ func (s *Service) handOnLeaving(ctx context.Context, p *persona) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

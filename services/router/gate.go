@@ -13,6 +13,7 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/gate"
 	"github.com/continuum-mesh/continuum/pkg/telemetry"
 	"github.com/continuum-mesh/continuum/pkg/uri"
+	"github.com/continuum-mesh/continuum/pkg/wait"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
 )
@@ -118,7 +119,7 @@ func (s *Service) Run(ctx context.Context) error {
 			break
 		}
 		s.log.DebugContext(ctx, "declare audit class; will retry", "error", err)
-		if !sleep(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return nil
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -138,22 +139,11 @@ func (s *Service) Run(ctx context.Context) error {
 					break
 				}
 				s.log.WarnContext(ctx, "publish audit event; will retry", "topic", req.GetTopic(), "msg_id", req.GetMsgId(), "error", err)
-				if !sleep(ctx, backoff) {
+				if !wait.Sleep(ctx, backoff) {
 					return nil
 				}
 				backoff = min(2*backoff, 5*time.Second)
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
+	"github.com/continuum-mesh/continuum/pkg/wait"
 	auditv1 "github.com/continuum-mesh/continuum/proto/continuum/audit/v1"
 	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
@@ -39,7 +40,7 @@ func (l *load) waitDelivered(ctx context.Context, within time.Duration) {
 		if done {
 			return
 		}
-		sleepCtx(ctx, 200*time.Millisecond)
+		wait.Sleep(ctx, 200*time.Millisecond)
 	}
 }
 
@@ -72,7 +73,7 @@ func (l *load) auditLogs(ctx context.Context, within time.Duration) map[string]A
 		if complete || time.Now().After(deadline) || ctx.Err() != nil {
 			return out
 		}
-		sleepCtx(ctx, 500*time.Millisecond)
+		wait.Sleep(ctx, 500*time.Millisecond)
 	}
 }
 
@@ -201,6 +202,6 @@ func checkUntil(ctx context.Context, deadline time.Time, it *DataItem, check fun
 		if !retry || time.Now().After(deadline) || ctx.Err() != nil {
 			return
 		}
-		sleepCtx(ctx, 200*time.Millisecond)
+		wait.Sleep(ctx, 200*time.Millisecond)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/continuum-mesh/continuum/pkg/wait"
 )
 
 // composeCluster drives the compose deployment (docker-compose.yml): one
@@ -123,7 +125,7 @@ func (c *composeCluster) secrets(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return errors.New("--compose: could not copy the CA and tokens out of the certs and tokens jobs")
 		}
-		sleepCtx(ctx, time.Second)
+		wait.Sleep(ctx, time.Second)
 	}
 	var err error
 	if c.tls, err = clientTLS(filepath.Join(c.dir, "ca.crt")); err != nil {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
+	"github.com/continuum-mesh/continuum/pkg/wait"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 	genomev1 "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
 	meshv1 "github.com/continuum-mesh/continuum/proto/continuum/mesh/v1"
@@ -294,7 +295,7 @@ func retry(ctx context.Context, within time.Duration, f func(ctx context.Context
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !wait.Sleep(ctx, 200*time.Millisecond) {
 			return err
 		}
 	}
@@ -638,7 +639,7 @@ func (s *durableSub) run(ctx context.Context, ready chan<- struct{}) {
 			backoff = 100 * time.Millisecond
 		}
 		s.l.log.Debug("durable subscription ended; resuming", "subscriber", s.name, "after", s.top(), "error", err)
-		if !sleepCtx(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, time.Second)
@@ -757,7 +758,7 @@ func (l *load) plainSub(ctx context.Context, n string) {
 				l.plainGot.Add(uint64(len(m.GetBatch().GetDeliveries())))
 			}
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !wait.Sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/continuum-mesh/continuum/pkg/wait"
 )
 
 func main() {
@@ -206,7 +208,7 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 	if err := phase(ctx, l, warm, nil, whole, nil); err != nil {
 		return nil, err
 	}
-	sleepCtx(ctx, 2*time.Second)
+	wait.Sleep(ctx, 2*time.Second)
 	base, err := obs.runtime(ctx, nodes)
 	if err != nil {
 		return nil, err
@@ -358,7 +360,7 @@ func phase(ctx context.Context, l *load, d time.Duration, sched []Fault, whole f
 	go func() { defer wg.Done(); l.run(pctx) }()
 	start := time.Now()
 	for _, f := range sched {
-		if !sleepCtx(ctx, time.Until(start.Add(f.At))) {
+		if !wait.Sleep(ctx, time.Until(start.Add(f.At))) {
 			break
 		}
 		// A fault hits a whole mesh: after the last one, the node must be
@@ -381,7 +383,7 @@ func phase(ctx context.Context, l *load, d time.Duration, sched []Fault, whole f
 		}
 		record(rec)
 	}
-	sleepCtx(ctx, time.Until(start.Add(d)))
+	wait.Sleep(ctx, time.Until(start.Add(d)))
 	stop()
 	wg.Wait()
 	return nil
@@ -403,6 +405,6 @@ func waitRuntime(ctx context.Context, obs *observer, nodes []string, base map[st
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return last
 		}
-		sleepCtx(ctx, time.Second)
+		wait.Sleep(ctx, time.Second)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/continuum-mesh/continuum/pkg/wait"
 	debugv1 "github.com/continuum-mesh/continuum/proto/continuum/debug/v1"
 	meshv1 "github.com/continuum-mesh/continuum/proto/continuum/mesh/v1"
 )
@@ -189,7 +190,7 @@ func (o *observer) waitWhole(ctx context.Context, nodes []string, within time.Du
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("mesh not whole after %s: %w", within, err)
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !wait.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -208,15 +209,4 @@ func (o *observer) runtime(ctx context.Context, nodes []string) (map[string]Runt
 		out[n] = RuntimeSample{Goroutines: r.GetGoroutines(), HeapAlloc: r.GetHeapAllocBytes(), OpenFDs: r.GetOpenFds()}
 	}
 	return out, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
