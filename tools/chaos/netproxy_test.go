@@ -125,12 +125,22 @@ func TestFabricCut(t *testing.T) {
 	if _, err := roundTrip(held, "x"); err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
+	// The relays of the probes above end on their own goroutines after
+	// the probes closed; wait for them, so only the held connection's is
+	// left.
 	var srcs []string
-	for r := range f.relays {
-		srcs = append(srcs, r.src)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		f.mu.Lock()
+		srcs = srcs[:0]
+		for r := range f.relays {
+			srcs = append(srcs, r.src)
+		}
+		f.mu.Unlock()
+		if len(srcs) <= 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	f.mu.Unlock()
 	if len(srcs) != 1 || srcs[0] != "a" {
 		t.Fatalf("relay sources = %v, want [a]: the client's process was not found", srcs)
 	}
