@@ -99,6 +99,10 @@ type Server struct {
 	// time, as grpc's Stop ends those of network calls.
 	hardStop     context.Context
 	stopHandlers context.CancelFunc
+	// draining ends when Drain begins; endOnDrain ends the long-lived
+	// server streams with it.
+	draining   context.Context
+	beginDrain context.CancelFunc
 }
 
 // New builds the server and binds its listener (so ":0" has a port before
@@ -134,6 +138,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.unaryChain = chainUnary(unary)
 	s.hardStop, s.stopHandlers = context.WithCancel(context.Background())
+	s.draining, s.beginDrain = context.WithCancel(context.Background())
 	if deps.Telemetry != nil {
 		s.tracer = tracerFor(deps.Telemetry.Provider)
 	} else {
@@ -148,6 +153,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		grpc.ChainStreamInterceptor(
 			recoverStream(deps.Logger),
 			logStream(deps.Logger),
+			s.endOnDrain,
 			a.stream,
 			mapErrorsStream(deps.Logger),
 		),
@@ -268,8 +274,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
-// Drain stops the server in order: NOT_SERVING, GracefulStop, forced Stop
-// after the drain timeout. It is safe to call more than once.
+// Drain stops the server in order: NOT_SERVING, GracefulStop (ending
+// open server streams with UNAVAILABLE DRAINING, see endOnDrain, so it
+// need not wait them out), forced Stop after the drain timeout. It is safe
+// to call more than once.
 func (s *Server) Drain() {
 	s.health.Shutdown()
 	done := make(chan struct{})
@@ -278,6 +286,7 @@ func (s *Server) Drain() {
 		s.closeInproc()
 		close(done)
 	}()
+	s.beginDrain()
 	t := time.NewTimer(s.cfg.DrainTimeout)
 	defer t.Stop()
 	select {
