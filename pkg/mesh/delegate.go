@@ -68,10 +68,11 @@ func (e events) NotifyUpdate(n *memberlist.Node) {
 
 // NotifyLeave implements memberlist.EventDelegate. memberlist v0.5.4 does
 // not say here whether the node left or failed (Node.State is never set),
-// so the roster decides from the leave notices it received.
+// so the roster decides from the leave notices it received; nor who
+// declared it, so a failure is confirmed with a direct probe first (see
+// confirm.go).
 func (e events) NotifyLeave(n *memberlist.Node) {
-	st := e.m.roster.gone(n.Name)
-	e.m.log.Info("member gone", "member", n.Name, "state", st.String())
+	e.m.memberGone(n)
 }
 
 func (m *Mesh) memberAlive(n *memberlist.Node, msg string) {

@@ -77,6 +77,14 @@ type Mesh struct {
 	nextWatch int
 	watchDone bool
 
+	// Checks of members memberlist reported gone (confirm.go): probe
+	// timing from the profile, and the goroutines Close waits for.
+	checkEvery time.Duration
+	checkHold  time.Duration
+	checkMu    sync.Mutex
+	checksDone bool
+	checks     sync.WaitGroup
+
 	stateMu  sync.Mutex
 	stopped  bool
 	done     chan struct{}
@@ -144,6 +152,7 @@ func New(cfg Config, deps Deps) (*Mesh, error) {
 	mc.Logger = slog.NewLogLogger(m.log.With("component", "memberlist").Handler(), slog.LevelDebug)
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}
+	m.checkEvery, m.checkHold = mc.ProbeInterval, mc.GossipToTheDeadTime
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: start gossip on %s: %w", cfg.GossipAddr, err)
@@ -332,6 +341,10 @@ func (m *Mesh) isStopped() bool {
 // than once.
 func (m *Mesh) Close() error {
 	err := m.Shutdown()
+	m.checkMu.Lock()
+	m.checksDone = true
+	m.checkMu.Unlock()
+	m.checks.Wait()
 	m.pool.closeAll()
 	m.watchMu.Lock()
 	m.watchDone = true

@@ -104,12 +104,18 @@ type roster struct {
 
 	mu      sync.Mutex
 	members map[string]*Member
+	// confirming holds the members memberlist reported gone that this
+	// node is still checking with direct probes (see confirm.go), each
+	// with the token of its check. News that the member is alive or left
+	// ends the check.
+	confirming map[string]uint64
+	nextCheck  uint64
 	// changed is called (outside mu) after every change.
 	changed func()
 }
 
 func newRoster(self string, now func() time.Time, ttl time.Duration) *roster {
-	return &roster{self: self, now: now, ttl: ttl, members: map[string]*Member{}}
+	return &roster{self: self, now: now, ttl: ttl, members: map[string]*Member{}, confirming: map[string]uint64{}}
 }
 
 // alive records a member that joined, came back or changed its metadata.
@@ -122,6 +128,7 @@ func (r *roster) alive(name, gossipAddr string, info *localInfo) {
 		m = &Member{Name: name}
 		r.members[name] = m
 	}
+	delete(r.confirming, name)
 	m.GossipAddr = gossipAddr
 	if info != nil {
 		m.GRPCAddr = info.GRPCAddr
@@ -145,6 +152,14 @@ func (r *roster) alive(name, gossipAddr string, info *localInfo) {
 // LEFT if it announced its leave, else it is DEAD.
 func (r *roster) gone(name string) State {
 	r.mu.Lock()
+	st := r.goneLocked(name)
+	r.mu.Unlock()
+	r.notify()
+	return st
+}
+
+func (r *roster) goneLocked(name string) State {
+	delete(r.confirming, name)
 	m, ok := r.members[name]
 	if !ok {
 		m = &Member{Name: name}
@@ -154,10 +169,65 @@ func (r *roster) gone(name string) State {
 		m.State = Dead
 		m.Since = r.now()
 	}
-	st := m.State
+	return m.State
+}
+
+// goneOrCheck records a member memberlist no longer counts as live, as
+// gone does, unless it is a live member other than this node: that one
+// stays as it is while this node checks it, and goneOrCheck returns the
+// token of the check (see confirm.go). A second report while a check is
+// under way gives the same check.
+func (r *roster) goneOrCheck(name string) (st State, token uint64, check bool) {
+	r.mu.Lock()
+	if m, ok := r.members[name]; ok && name != r.self && m.State.live() {
+		if t, ok := r.confirming[name]; ok {
+			r.mu.Unlock()
+			return m.State, t, false
+		}
+		r.nextCheck++
+		t := r.nextCheck
+		r.confirming[name] = t
+		st := m.State
+		r.mu.Unlock()
+		return st, t, true
+	}
+	st = r.goneLocked(name)
 	r.mu.Unlock()
 	r.notify()
-	return st
+	return st, 0, false
+}
+
+// checking reports whether check token of name is still under way.
+func (r *roster) checking(name string, token uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.confirming[name]
+	return ok && t == token
+}
+
+// checkFailed ends check token of name with the member gone (DEAD, or
+// LEFT if it announced its leave meanwhile). It reports false, changing
+// nothing, when the check had already ended.
+func (r *roster) checkFailed(name string, token uint64) (State, bool) {
+	r.mu.Lock()
+	if t, ok := r.confirming[name]; !ok || t != token {
+		r.mu.Unlock()
+		return 0, false
+	}
+	st := r.goneLocked(name)
+	r.mu.Unlock()
+	r.notify()
+	return st, true
+}
+
+// checkAbandoned ends check token of name, leaving the member as it is
+// (this node is shutting down).
+func (r *roster) checkAbandoned(name string, token uint64) {
+	r.mu.Lock()
+	if t, ok := r.confirming[name]; ok && t == token {
+		delete(r.confirming, name)
+	}
+	r.mu.Unlock()
 }
 
 // announceLeave records a member's notice that it is leaving: it is LEFT
@@ -170,6 +240,7 @@ func (r *roster) announceLeave(name string) bool {
 		r.mu.Unlock()
 		return false
 	}
+	delete(r.confirming, name)
 	m.State = Left
 	m.Since = r.now()
 	r.mu.Unlock()

@@ -115,6 +115,91 @@ func TestRosterStates(t *testing.T) {
 	}
 }
 
+// TestRosterChecks covers the checks of members memberlist reported gone
+// (confirm.go): the member keeps its state while checked, and the check
+// ends with the first news.
+func TestRosterChecks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		steps func(t *testing.T, r *roster)
+		want  map[string]State
+	}{
+		{"unanswered probe is DEAD", func(t *testing.T, r *roster) {
+			_, tok := mustCheck(t, r, "b")
+			if st, ok := r.checkFailed("b", tok); !ok || st != Dead {
+				t.Errorf("checkFailed = %s, %v; want DEAD, true", st, ok)
+			}
+		}, map[string]State{"a": Alive, "b": Dead}},
+		{"refutation ends the check ALIVE", func(t *testing.T, r *roster) {
+			_, tok := mustCheck(t, r, "b")
+			r.alive("b", "x", nil)
+			if r.checking("b", tok) {
+				t.Error("still checking after the member was reported back")
+			}
+			if _, ok := r.checkFailed("b", tok); ok {
+				t.Error("a late probe failure of an ended check changed the state")
+			}
+		}, map[string]State{"a": Alive, "b": Alive}},
+		{"notice during the check is LEFT", func(t *testing.T, r *roster) {
+			_, tok := mustCheck(t, r, "b")
+			r.announceLeave("b")
+			if _, ok := r.checkFailed("b", tok); ok {
+				t.Error("the probe failure of an ended check changed the state")
+			}
+		}, map[string]State{"a": Alive, "b": Left}},
+		{"second report joins the check", func(t *testing.T, r *roster) {
+			_, tok := mustCheck(t, r, "b")
+			if _, tok2, check := r.goneOrCheck("b"); check || tok2 != tok {
+				t.Errorf("second report: token %d, new check %v; want %d, false", tok2, check, tok)
+			}
+		}, map[string]State{"a": Alive, "b": Alive}},
+		{"after a notice no check", func(t *testing.T, r *roster) {
+			r.announceLeave("b")
+			if st, _, check := r.goneOrCheck("b"); check || st != Left {
+				t.Errorf("goneOrCheck = %s, check %v; want LEFT, false", st, check)
+			}
+		}, map[string]State{"a": Alive, "b": Left}},
+		{"self is never checked", func(t *testing.T, r *roster) {
+			r.announceLeave("a")
+			if _, _, check := r.goneOrCheck("a"); check {
+				t.Error("checking this node itself")
+			}
+		}, map[string]State{"a": Left, "b": Alive}},
+		{"abandoned check changes nothing", func(t *testing.T, r *roster) {
+			_, tok := mustCheck(t, r, "b")
+			r.checkAbandoned("b", tok)
+			if r.checking("b", tok) {
+				t.Error("still checking after abandoning")
+			}
+		}, map[string]State{"a": Alive, "b": Alive}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRoster("a", newFakeClock().Now, time.Hour)
+			r.alive("a", "self", nil)
+			r.alive("b", "x", nil)
+			tc.steps(t, r)
+			if diff := cmp.Diff(tc.want, states(r.snapshot(nil))); diff != "" {
+				t.Errorf("states (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func mustCheck(t *testing.T, r *roster, name string) (State, uint64) {
+	t.Helper()
+	st, tok, check := r.goneOrCheck(name)
+	if !check || st != Alive {
+		t.Fatalf("goneOrCheck(%s) = %s, check %v; want ALIVE, a new check", name, st, check)
+	}
+	if !r.checking(name, tok) {
+		t.Fatalf("not checking %s", name)
+	}
+	return st, tok
+}
+
 func TestRosterExpiry(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
