@@ -235,14 +235,29 @@ func TestCheckDetection(t *testing.T) {
 func TestCheckRuntime(t *testing.T) {
 	t.Parallel()
 	base := map[string]RuntimeSample{"n1": {Goroutines: 100, HeapAlloc: 1000}, "n2": {Goroutines: 100, HeapAlloc: 1000}}
-	if r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 110, HeapAlloc: 900}, "n2": {Goroutines: 50, HeapAlloc: 1100}}, 0.10); !r.OK {
+	if r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 110, HeapAlloc: 900}, "n2": {Goroutines: 50, HeapAlloc: 1100}}, nil, 0.10); !r.OK {
 		t.Fatalf("within 10%%: %+v", r)
 	}
-	r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 111, HeapAlloc: 1000}, "n2": {Goroutines: 100, HeapAlloc: 2000}}, 0.10)
+	r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 111, HeapAlloc: 1000}, "n2": {Goroutines: 100, HeapAlloc: 2000}}, nil, 0.10)
 	if r.OK || r.Over != 2 {
 		t.Fatalf("a goroutine and a heap leak: %+v", r)
 	}
-	if r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 100, HeapAlloc: 1000}}, 0.10); r.OK {
+	if r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 100, HeapAlloc: 1000}}, nil, 0.10); r.OK {
 		t.Fatalf("a node without a final sample passed: %+v", r)
+	}
+	// Retention that grew by 900 bytes on n2 allows 1.1 * (1000 + 900);
+	// anything beyond that is still a leak, and n1 gets no allowance.
+	grew := map[string]RetainedGrowth{"n2": {Bytes: 900}}
+	if r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 100, HeapAlloc: 1000}, "n2": {Goroutines: 100, HeapAlloc: 2000}}, grew, 0.10); !r.OK {
+		t.Fatalf("heap within baseline plus retention: %+v", r)
+	}
+	r = CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 100, HeapAlloc: 1200}, "n2": {Goroutines: 100, HeapAlloc: 2200}}, grew, 0.10)
+	if r.OK || r.Over != 2 {
+		t.Fatalf("a leak beyond baseline plus retention, and one where retention did not grow: %+v", r)
+	}
+	// Retention that shrank (a restarted node starts empty) lowers the limit.
+	if r := CheckRuntime(base, map[string]RuntimeSample{"n1": {Goroutines: 100, HeapAlloc: 1000}, "n2": {Goroutines: 100, HeapAlloc: 1000}},
+		map[string]RetainedGrowth{"n1": {Bytes: -500}}, 0.10); r.OK || r.Over != 1 {
+		t.Fatalf("heap at baseline although retention shrank by half: %+v", r)
 	}
 }

@@ -492,16 +492,21 @@ type RuntimeResult struct {
 	Over      int                      `json:"over"`
 	Baseline  map[string]RuntimeSample `json:"baseline"`
 	Final     map[string]RuntimeSample `json:"final"`
+	// Retained is, per node, what its events retention grew by during the
+	// run (see retained.go): the heap may end that much above baseline.
+	Retained map[string]RetainedGrowth `json:"retained,omitempty"`
 	// Restarted nodes end as a new process: their final sample is
 	// compared with the baseline of the process they replaced.
 	Restarted []string `json:"restarted,omitempty"`
 	Examples  []string `json:"examples,omitempty"`
 }
 
-// CheckRuntime checks that each node's goroutines and live heap after the
-// load are at most (1+tolerance) times its baseline.
-func CheckRuntime(base, final map[string]RuntimeSample, tolerance float64) RuntimeResult {
-	r := RuntimeResult{Tolerance: tolerance, Baseline: base, Final: final, Nodes: len(base)}
+// CheckRuntime checks that each node's goroutines after the load are at
+// most (1+tolerance) times its baseline, and its live heap at most
+// (1+tolerance) times its baseline plus what its retention grew by
+// (retained; nil or a node missing: nothing).
+func CheckRuntime(base, final map[string]RuntimeSample, retained map[string]RetainedGrowth, tolerance float64) RuntimeResult {
+	r := RuntimeResult{Tolerance: tolerance, Baseline: base, Final: final, Retained: retained, Nodes: len(base)}
 	for _, node := range slices.Sorted(maps.Keys(base)) {
 		b := base[node]
 		f, ok := final[node]
@@ -510,14 +515,19 @@ func CheckRuntime(base, final map[string]RuntimeSample, tolerance float64) Runti
 			r.Examples = example(r.Examples, node+": no final sample")
 			continue
 		}
-		over := func(what string, bv, fv uint64) {
-			if float64(fv) > float64(bv)*(1+tolerance) {
+		over := func(what string, bv, fv uint64, allowed int64) {
+			limit := max(float64(int64(bv)+allowed), 0) * (1 + tolerance)
+			if float64(fv) > limit {
 				r.Over++
-				r.Examples = example(r.Examples, fmt.Sprintf("%s: %s %d -> %d (+%.0f%%)", node, what, bv, fv, 100*(float64(fv)/float64(max(bv, 1))-1)))
+				msg := fmt.Sprintf("%s: %s %d -> %d (+%.0f%%)", node, what, bv, fv, 100*(float64(fv)/float64(max(bv, 1))-1))
+				if allowed != 0 {
+					msg += fmt.Sprintf(", retention grew by %d", allowed)
+				}
+				r.Examples = example(r.Examples, msg)
 			}
 		}
-		over("goroutines", b.Goroutines, f.Goroutines)
-		over("heap_alloc_bytes", b.HeapAlloc, f.HeapAlloc)
+		over("goroutines", b.Goroutines, f.Goroutines, 0)
+		over("heap_alloc_bytes", b.HeapAlloc, f.HeapAlloc, retained[node].Bytes)
 	}
 	r.OK = r.Over == 0 && r.Nodes > 0
 	return r
