@@ -37,22 +37,26 @@ import (
 type Channel struct {
 	s    *Server
 	conn *grpc.ClientConn
+	peer *peer.Peer
 }
 
 var _ grpc.ClientConnInterface = (*Channel)(nil)
 
 // unaryMethod is a registered unary handler.
 type unaryMethod struct {
-	impl    any
-	handler func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error)
-	service string
-	method  string
+	impl     any
+	handler  func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error)
+	service  string
+	method   string
+	spanName string // service/method, as otelgrpc names server spans
 }
 
 // Channel returns the in-process channel to this server; conn (from
 // DialInproc) carries what the channel does not run directly.
 func (s *Server) Channel(conn *grpc.ClientConn) *Channel {
-	return &Channel{s: s, conn: conn}
+	// One peer for every call: it never changes, and handlers only read it.
+	p := &peer.Peer{Addr: InprocAddr{Node: s.cfg.Node}, LocalAddr: InprocAddr{Node: s.cfg.Node}, AuthInfo: inprocAuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}
+	return &Channel{s: s, conn: conn, peer: p}
 }
 
 // Invoke implements grpc.ClientConnInterface.
@@ -86,7 +90,7 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 	md, _ := metadata.FromOutgoingContext(ctx)
 	sctx := metadata.NewIncomingContext(ctx, md)
 	sctx = metadata.NewOutgoingContext(sctx, nil)
-	p := &peer.Peer{Addr: InprocAddr{Node: c.s.cfg.Node}, LocalAddr: InprocAddr{Node: c.s.cfg.Node}, AuthInfo: inprocAuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}
+	p := c.peer
 	sctx = peer.NewContext(sctx, p)
 	st := &inprocStream{method: method}
 	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
@@ -94,9 +98,11 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 	defer cancel()
 	stop := context.AfterFunc(c.s.hardStop, cancel)
 	defer stop()
-	sctx, span := c.s.tracer.Start(sctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
-			attribute.String("rpc.transport", "inproc")))
+	sctx, span := c.s.tracer.Start(sctx, m.spanName, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
+			attribute.String("rpc.transport", "inproc"))
+	}
 
 	dec := func(v any) error {
 		msg, ok := v.(proto.Message)
@@ -120,9 +126,11 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		}
 		err, code = s.Err(), s.Code()
 	}
-	span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
-	if serverFault(code) {
-		span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
+		if serverFault(code) {
+			span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+		}
 	}
 	span.End()
 	st.deliver(opts, p)
@@ -244,7 +252,7 @@ func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor 
 func (s *Server) registerUnary(desc *grpc.ServiceDesc, impl any) {
 	for _, md := range desc.Methods {
 		full := fmt.Sprintf("/%s/%s", desc.ServiceName, md.MethodName)
-		s.unary[full] = unaryMethod{impl: impl, handler: md.Handler, service: desc.ServiceName, method: md.MethodName}
+		s.unary[full] = unaryMethod{impl: impl, handler: md.Handler, service: desc.ServiceName, method: md.MethodName, spanName: strings.TrimPrefix(full, "/")}
 	}
 }
 

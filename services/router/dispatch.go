@@ -82,13 +82,12 @@ func readIncoming(ctx context.Context) incoming {
 	if !auth.Hop(ctx).IsMeshPeer() {
 		return in
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(hopsHeader); len(v) == 1 {
+	if v := metadata.ValueFromIncomingContext(ctx, hopsHeader); len(v) == 1 {
 		if n, err := strconv.Atoi(v[0]); err == nil && n >= 0 {
 			in.hops = n
 		}
 	}
-	if v := md.Get(deliverLocalHeader); len(v) == 1 && v[0] == "1" {
+	if v := metadata.ValueFromIncomingContext(ctx, deliverLocalHeader); len(v) == 1 && v[0] == "1" {
 		in.deliverLocal = true
 	}
 	return in
@@ -358,8 +357,10 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 	ctx, cancel := s.withTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	octx := auth.OnBehalfOf(ctx, caller)
-	if env := mdIn(ctx).Get(EnvHeader); len(env) == 1 && auth.Hop(ctx).IsMeshPeer() {
-		octx = metadata.AppendToOutgoingContext(octx, EnvHeader, env[0])
+	if auth.Hop(ctx).IsMeshPeer() { // only a router hop may name the environment
+		if env := metadata.ValueFromIncomingContext(ctx, EnvHeader); len(env) == 1 {
+			octx = metadata.AppendToOutgoingContext(octx, EnvHeader, env[0])
+		}
 	}
 	out := dynamicpb.NewMessage(md.Output())
 	var header metadata.MD
@@ -370,6 +371,24 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 		}
 		return nil, err
 	}
+	result, err := resultValue(out)
+	if err != nil {
+		return nil, err
+	}
+	resp := &routerv1.DispatchResponse{Result: result, RouteKind: kind, ServedBy: member}
+	if tag, id, ok := handle.Parse(header); ok {
+		resp.Handle = &routerv1.Handle{OwnerService: svcShort, OwnerNode: member, Id: id, TypeTag: tag}
+	}
+	return resp, nil
+}
+
+// resultValue is a response message's protobuf-JSON form: built directly
+// from the message, or through protojson text for what the direct path
+// leaves to it (an Any, say), which also reports what has no JSON form.
+func resultValue(out *dynamicpb.Message) (*structpb.Value, error) {
+	if v, ok := jsonvalue.FromMessage(out); ok {
+		return v, nil
+	}
 	b, err := protojson.Marshal(out)
 	if err != nil {
 		return nil, rpcerr.New(codes.Internal, "RESULT_ENCODING", "encode result: "+err.Error())
@@ -378,11 +397,7 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 	if err := protojson.Unmarshal(b, result); err != nil {
 		return nil, rpcerr.New(codes.Internal, "RESULT_ENCODING", "encode result: "+err.Error())
 	}
-	resp := &routerv1.DispatchResponse{Result: result, RouteKind: kind, ServedBy: member}
-	if tag, id, ok := handle.Parse(header); ok {
-		resp.Handle = &routerv1.Handle{OwnerService: svcShort, OwnerNode: member, Id: id, TypeTag: tag}
-	}
-	return resp, nil
+	return result, nil
 }
 
 // member picks who serves a call: the owner of its shard key for a

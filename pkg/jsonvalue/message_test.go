@@ -1,0 +1,325 @@
+package jsonvalue_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/audit/v1"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/debug/v1"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/genome/v1"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/mesh/v1"
+	_ "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
+)
+
+// roundTrip is what FromMessage replaces: protojson text and back.
+func roundTrip(m proto.Message) (*structpb.Value, error) {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	v := &structpb.Value{}
+	if err := protojson.Unmarshal(b, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// check compares FromMessage with the protojson round trip on m: where
+// the direct path answers, the answers are equal; where protojson
+// refuses m, the direct path declines too. It reports whether the direct
+// path answered.
+func check(t *testing.T, m proto.Message) bool {
+	t.Helper()
+	got, ok := jsonvalue.FromMessage(m.ProtoReflect())
+	want, err := roundTrip(m)
+	if err != nil {
+		if ok {
+			t.Fatalf("%s: protojson refuses it (%v) but FromMessage answered %v", m.ProtoReflect().Descriptor().FullName(), err, got)
+		}
+		return false
+	}
+	if !ok {
+		return false
+	}
+	if d := cmp.Diff(want, got, protocmp.Transform()); d != "" {
+		t.Fatalf("%s: FromMessage differs from protojson (-protojson +direct):\n%s\nmessage: %v", m.ProtoReflect().Descriptor().FullName(), d, m)
+	}
+	return true
+}
+
+// TestFromMessageMatchesProtojson fills every message of the mesh's APIs
+// at random, as generated and as dynamic messages (the router builds
+// dynamic ones), and compares.
+func TestFromMessageMatchesProtojson(t *testing.T) {
+	t.Parallel()
+	var mds []protoreflect.MessageDescriptor
+	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
+		md := mt.Descriptor()
+		if strings.HasPrefix(string(md.FullName()), "continuum.") && !md.IsMapEntry() {
+			mds = append(mds, md)
+		}
+		return true
+	})
+	if len(mds) < 50 {
+		t.Fatalf("only %d continuum messages registered; the blank imports are missing", len(mds))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, md := range mds {
+		mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct := 0
+		for i := range 60 {
+			var m proto.Message
+			if i%2 == 0 {
+				m = mt.New().Interface()
+			} else {
+				m = dynamicpb.NewMessage(md)
+			}
+			fill(rng, m.ProtoReflect(), 0)
+			if check(t, m) {
+				direct++
+			}
+		}
+		if direct == 0 && !mentionsAny(md, map[protoreflect.FullName]bool{}) {
+			t.Errorf("%s: the direct path never answered", md.FullName())
+		}
+	}
+}
+
+// mentionsAny reports whether md can hold a message FromMessage leaves to
+// protojson (Any, FieldMask), which random filling reaches often.
+func mentionsAny(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	switch md.FullName() {
+	case "google.protobuf.Any", "google.protobuf.FieldMask":
+		return true
+	}
+	for i := 0; i < md.Fields().Len(); i++ {
+		fd := md.Fields().Get(i)
+		if fd.Message() != nil && mentionsAny(fd.Message(), seen) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFromMessageWellKnown(t *testing.T) {
+	t.Parallel()
+	s, err := structpb.NewStruct(map[string]any{"a": 1.5, "b": []any{"x", true, nil}, "c": map[string]any{"d": -2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		m      proto.Message
+		direct bool
+	}{
+		{"timestamp whole", timestamppb.New(timeAt(1_700_000_000, 0)), true},
+		{"timestamp millis", timestamppb.New(timeAt(1_700_000_000, 120_000_000)), true},
+		{"timestamp micros", timestamppb.New(timeAt(1_700_000_000, 123_456_000)), true},
+		{"timestamp nanos", timestamppb.New(timeAt(-1_700_000_000, 123_456_789)), true},
+		{"timestamp min", &timestamppb.Timestamp{Seconds: -62135596800}, true},
+		{"timestamp max", &timestamppb.Timestamp{Seconds: 253402300799, Nanos: 999_999_999}, true},
+		{"timestamp too early", &timestamppb.Timestamp{Seconds: -62135596801}, false},
+		{"timestamp bad nanos", &timestamppb.Timestamp{Seconds: 1, Nanos: -1}, false},
+		{"duration zero", &durationpb.Duration{}, true},
+		{"duration negative fraction", &durationpb.Duration{Nanos: -500_000_000}, true},
+		{"duration negative", &durationpb.Duration{Seconds: -3, Nanos: -1000}, true},
+		{"duration nanos", &durationpb.Duration{Seconds: 3, Nanos: 1}, true},
+		{"duration mixed signs", &durationpb.Duration{Seconds: 3, Nanos: -1}, false},
+		{"duration too long", &durationpb.Duration{Seconds: 315576000001}, false},
+		{"empty", &emptypb.Empty{}, true},
+		{"struct", s, true},
+		{"value null", structpb.NewNullValue(), true},
+		{"value NaN", structpb.NewNumberValue(math.NaN()), false},
+		{"value no kind", &structpb.Value{}, false},
+		{"value bad utf-8", structpb.NewStringValue("\xff"), false},
+		{"list", &structpb.ListValue{Values: []*structpb.Value{structpb.NewNumberValue(1), structpb.NewStringValue("a")}}, true},
+		{"float wrapper", wrapperspb.Float(0.1), true},
+		{"float wrapper inf", wrapperspb.Float(float32(math.Inf(-1))), true},
+		{"double wrapper NaN", wrapperspb.Double(math.NaN()), true},
+		{"int64 wrapper", wrapperspb.Int64(math.MinInt64), true},
+		{"uint64 wrapper", wrapperspb.UInt64(math.MaxUint64), true},
+		{"bytes wrapper", wrapperspb.Bytes([]byte{0, 1, 2, 250}), true},
+		{"string wrapper bad utf-8", wrapperspb.String("a\xc0"), false},
+		{"any", mustAny(t, wrapperspb.Int32(3)), false},
+		{"field mask", &fieldmaskpb.FieldMask{Paths: []string{"a_b"}}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if got := check(t, c.m); got != c.direct {
+				t.Errorf("direct path answered = %v, want %v", got, c.direct)
+			}
+		})
+	}
+}
+
+func TestFromMessageNeverPanics(t *testing.T) {
+	t.Parallel()
+	// A dynamic message whose Struct map holds a nil Value: protojson
+	// refuses it, and so must the direct path, without panicking.
+	md := (&structpb.Struct{}).ProtoReflect().Descriptor()
+	m := dynamicpb.NewMessage(md)
+	mp := m.Mutable(md.Fields().ByNumber(1)).Map()
+	mp.Set(protoreflect.ValueOfString("k").MapKey(), protoreflect.ValueOfMessage(dynamicpb.NewMessage(md.Fields().ByNumber(1).MapValue().Message())))
+	if check(t, m) {
+		t.Fatal("a Value without a kind took the direct path")
+	}
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// fill sets a random subset of m's fields to random values, edge values
+// included (NaN, infinities, extreme integers, invalid UTF-8, undefined
+// enum numbers, out-of-range timestamps).
+func fill(rng *rand.Rand, m protoreflect.Message, depth int) {
+	md := m.Descriptor()
+	switch md.FullName() {
+	case "google.protobuf.Timestamp", "google.protobuf.Duration":
+		secs := []int64{0, 1, -1, 1_700_000_000, -62135596800, 253402300799, 315576000000, -315576000001, rng.Int64N(1 << 34)}
+		nanos := []int64{0, 1, -1, 999_999_999, 1_000_000_000, 500_000_000, 120_000_000, 123_456_000, int64(rng.Int32N(1e9))}
+		m.Set(md.Fields().ByNumber(1), protoreflect.ValueOfInt64(secs[rng.IntN(len(secs))]))
+		m.Set(md.Fields().ByNumber(2), protoreflect.ValueOfInt32(int32(nanos[rng.IntN(len(nanos))])))
+		return
+	case "google.protobuf.Any", "google.protobuf.FieldMask":
+		return
+	}
+	od := md.Oneofs()
+	for i := 0; i < md.Fields().Len(); i++ {
+		fd := md.Fields().Get(i)
+		if fd.ContainingOneof() != nil && !fd.ContainingOneof().IsSynthetic() {
+			continue
+		}
+		if rng.IntN(3) == 0 {
+			continue
+		}
+		setField(rng, m, fd, depth)
+	}
+	for i := 0; i < od.Len(); i++ {
+		o := od.Get(i)
+		if o.IsSynthetic() || rng.IntN(4) == 0 {
+			continue
+		}
+		setField(rng, m, o.Fields().Get(rng.IntN(o.Fields().Len())), depth)
+	}
+}
+
+func setField(rng *rand.Rand, m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) {
+	switch {
+	case fd.IsList():
+		l := m.Mutable(fd).List()
+		for range rng.IntN(4) {
+			if fd.Kind() == protoreflect.MessageKind {
+				e := l.NewElement()
+				if depth < 3 {
+					fill(rng, e.Message(), depth+1)
+				}
+				l.Append(e)
+			} else {
+				l.Append(scalar(rng, fd))
+			}
+		}
+	case fd.IsMap():
+		mp := m.Mutable(fd).Map()
+		for range rng.IntN(4) {
+			k := scalar(rng, fd.MapKey()).MapKey()
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v := mp.NewValue()
+				if depth < 3 {
+					fill(rng, v.Message(), depth+1)
+				}
+				mp.Set(k, v)
+			} else {
+				mp.Set(k, scalar(rng, fd.MapValue()))
+			}
+		}
+	case fd.Kind() == protoreflect.MessageKind:
+		if depth >= 3 {
+			return
+		}
+		v := m.NewField(fd)
+		fill(rng, v.Message(), depth+1)
+		m.Set(fd, v)
+	default:
+		m.Set(fd, scalar(rng, fd))
+	}
+}
+
+func scalar(rng *rand.Rand, fd protoreflect.FieldDescriptor) protoreflect.Value {
+	pick := func(n int) int { return rng.IntN(n) }
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		return protoreflect.ValueOfBool(pick(2) == 0)
+	case protoreflect.StringKind:
+		s := []string{"", "a", "persona-7", "ünïcödé", "with \"quotes\" and \\", "\xff\xfe", strings.Repeat("x", 40)}
+		return protoreflect.ValueOfString(s[pick(len(s))])
+	case protoreflect.BytesKind:
+		b := make([]byte, pick(9))
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		return protoreflect.ValueOfBytes(b)
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		v := []int32{0, 1, -1, math.MaxInt32, math.MinInt32, rng.Int32()}
+		return protoreflect.ValueOfInt32(v[pick(len(v))])
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		v := []uint32{0, 1, math.MaxUint32, rng.Uint32()}
+		return protoreflect.ValueOfUint32(v[pick(len(v))])
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		v := []int64{0, 1, -1, math.MaxInt64, math.MinInt64, rng.Int64()}
+		return protoreflect.ValueOfInt64(v[pick(len(v))])
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		v := []uint64{0, 1, math.MaxUint64, rng.Uint64()}
+		return protoreflect.ValueOfUint64(v[pick(len(v))])
+	case protoreflect.FloatKind:
+		v := []float32{0, 0.1, -2.5, float32(math.Inf(1)), float32(math.NaN()), math.MaxFloat32, math.SmallestNonzeroFloat32, rng.Float32() * 1e6}
+		return protoreflect.ValueOfFloat32(v[pick(len(v))])
+	case protoreflect.DoubleKind:
+		v := []float64{0, 0.1, -2.5, math.Inf(-1), math.NaN(), math.MaxFloat64, math.SmallestNonzeroFloat64, 1e21, rng.NormFloat64() * 1e9}
+		return protoreflect.ValueOfFloat64(v[pick(len(v))])
+	case protoreflect.EnumKind:
+		vals := fd.Enum().Values()
+		if pick(5) == 0 {
+			return protoreflect.ValueOfEnum(protoreflect.EnumNumber(1000 + pick(5)))
+		}
+		return protoreflect.ValueOfEnum(vals.Get(pick(vals.Len())).Number())
+	}
+	panic("no scalar for " + fd.Kind().String())
+}
+
+func timeAt(sec, nsec int64) time.Time { return time.Unix(sec, nsec) }
