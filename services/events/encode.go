@@ -35,6 +35,10 @@ const (
 
 	// seqRoom fits a tag and a 64-bit varint.
 	seqRoom = 1 + binary.MaxVarintLen64
+
+	// Field numbers of continuum.events.v1.SubscribeResponse's one-of.
+	respDelivery = 2
+	respBatch    = 4
 )
 
 // encodeEvent renders everything of e but its stream sequence, leaving
@@ -131,11 +135,22 @@ func (e *event) deliveryFor(subID string, seq uint64) *eventsv1.Delivery {
 	return d
 }
 
+// deliveryBody is the size of a Delivery: the subscription's two fields
+// and the event's shared encoding.
+func deliveryBody(subID string, seq uint64, enc []byte) int {
+	return protowire.SizeTag(fieldSubscriptionID) + protowire.SizeBytes(len(subID)) +
+		protowire.SizeTag(fieldSequence) + protowire.SizeVarint(seq) + len(enc)
+}
+
+// deliverySize is what appendDelivery appends.
+func deliverySize(subID string, seq uint64, enc []byte) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(deliveryBody(subID, seq, enc))
+}
+
 // appendDelivery appends one DeliveryBatch.deliveries entry: the
 // subscription's two fields and the event's shared encoding.
 func appendDelivery(b []byte, subID string, seq uint64, enc []byte) []byte {
-	size := protowire.SizeTag(fieldSubscriptionID) + protowire.SizeBytes(len(subID)) +
-		protowire.SizeTag(fieldSequence) + protowire.SizeVarint(seq) + len(enc)
+	size := deliveryBody(subID, seq, enc)
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
 	b = protowire.AppendTag(b, fieldSubscriptionID, protowire.BytesType)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
@@ -130,11 +131,12 @@ type sender struct {
 	maxBatch int
 	seq      uint64
 	buf      []item
-	// batch collects the encoded deliveries of the next DeliveryBatch;
-	// first is its first event, sent as a plain Delivery when alone.
+	// batch is the wire form of the next message: frameRoom bytes kept in
+	// front for its SubscribeResponse field header, then its deliveries,
+	// each as a DeliveryBatch.deliveries entry (see flush). It is reused
+	// from message to message.
 	batch  []byte
 	nBatch int
-	first  *event
 	// verdicts caches the gate's answer per concrete topic for wildcard
 	// subscriptions.
 	verdicts map[string]verdict
@@ -150,6 +152,15 @@ const (
 	replayBatch   = 256
 	maxVerdicts   = 4096
 	maxBatchLimit = 1024
+	// maxBatchBytes bounds the encoded DeliveryBatch of one message, so
+	// the whole SubscribeResponse fits gRPC's 32 KiB buffer tier. gRPC
+	// marshals (and the receiver materializes) a message into a pooled
+	// buffer of the next power-of-two tier and zeroes the whole buffer:
+	// above 32 KiB that is the 1 MiB tier, and a 64-delivery batch of 1 KB
+	// events cost a 1 MiB clear on each side, the largest single item of
+	// a fan-out profile. A batch this size still packs 30 deliveries of a
+	// 1 KB event.
+	maxBatchBytes = 32<<10 - 16
 )
 
 // loop sends queued deliveries and lag notices until the subscription ends
@@ -253,29 +264,27 @@ func (x *sender) sendItems(ctx context.Context, items []item) error {
 				continue
 			}
 		}
-		if x.maxBatch > 1 {
-			if err := x.add(it.ev); err != nil {
-				return err
-			}
-			continue
-		}
-		d := it.ev.deliveryFor(x.sub.id, x.seq+1)
-		if err := x.stream.Send(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}); err != nil {
+		if err := x.add(it.ev); err != nil {
 			return err
 		}
-		x.seq++
-		x.sub.sent.Add(1)
 	}
 	return x.flush()
 }
 
-// add appends one delivery to the pending batch, sending it when full.
+// add appends one delivery to the next message, sending the message
+// first when the delivery would take it past maxBatchBytes, and after it
+// when it holds maxBatch deliveries (one without max_batch).
 func (x *sender) add(ev *event) error {
+	if x.nBatch > 0 && len(x.batch)+deliverySize(x.sub.id, x.seq+1, ev.encoded()) > frameRoom+maxBatchBytes {
+		if err := x.flush(); err != nil {
+			return err
+		}
+	}
+	if x.nBatch == 0 {
+		x.batch = append(x.batch[:0], make([]byte, frameRoom)...)
+	}
 	x.seq++
 	x.nBatch++
-	if x.nBatch == 1 {
-		x.first = ev
-	}
 	x.batch = appendDelivery(x.batch, x.sub.id, x.seq, ev.encoded())
 	if x.nBatch >= x.maxBatch {
 		return x.flush()
@@ -283,24 +292,38 @@ func (x *sender) add(ev *event) error {
 	return nil
 }
 
-// flush sends the pending batch: a lone delivery as an ordinary Delivery,
-// more as one DeliveryBatch.
+// frameRoom is kept in front of a message's deliveries for the tag and
+// length of its SubscribeResponse.batch field (a length below 2 MiB).
+const frameRoom = 4
+
+// flush sends the next message: a lone delivery as an ordinary
+// SubscribeResponse.delivery, more as one SubscribeResponse.batch. The
+// message is sent as its wire form (the unknown fields of an empty
+// SubscribeResponse, which the receiver decodes as the one-of it is), so
+// a delivery costs one copy of the event's shared encoding and no message
+// objects; the encoding is the same as that of the generated types.
 func (x *sender) flush() error {
 	if x.nBatch == 0 {
 		return nil
 	}
-	var resp *eventsv1.SubscribeResponse
+	var frame []byte
 	if x.nBatch == 1 {
-		d := x.first.deliveryFor(x.sub.id, x.seq)
-		resp = &eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}
+		// A batch entry is DeliveryBatch field 1 holding a Delivery:
+		// the same bytes as SubscribeResponse field 2 but for the tag.
+		frame = x.batch[frameRoom:]
+		frame[0] = byte(protowire.EncodeTag(respDelivery, protowire.BytesType))
 	} else {
-		b := &eventsv1.DeliveryBatch{}
-		b.ProtoReflect().SetUnknown(protoreflect.RawFields(x.batch))
-		resp = &eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Batch{Batch: b}}
+		size := len(x.batch) - frameRoom
+		start := frameRoom - protowire.SizeTag(respBatch) - protowire.SizeVarint(uint64(size))
+		head := protowire.AppendTag(x.batch[start:start], respBatch, protowire.BytesType)
+		protowire.AppendVarint(head, uint64(size))
+		frame = x.batch[start:]
 	}
+	resp := &eventsv1.SubscribeResponse{}
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(frame))
 	n := x.nBatch
 	err := x.stream.Send(resp)
-	x.batch, x.nBatch, x.first = x.batch[:0], 0, nil
+	x.batch, x.nBatch = x.batch[:0], 0
 	if cap(x.batch) > 4<<20 {
 		x.batch = nil
 	}
