@@ -44,11 +44,20 @@ const (
 // encodeEvent renders everything of e but its stream sequence, leaving
 // seqRoom bytes in front for seal.
 func encodeEvent(e *event) ([]byte, error) {
-	b := make([]byte, seqRoom, seqRoom+64+len(e.topic)+len(e.publisher)+len(e.node)+len(e.msgID))
+	// One allocation: room for the fixed fields, the strings, the payload
+	// and the headers, each with its tag and length.
+	size := 0
+	if e.payload != nil {
+		size = proto.Size(e.payload)
+	}
+	n := seqRoom + 64 + len(e.topic) + len(e.publisher) + len(e.node) + len(e.msgID) + size
+	for k, v := range e.headers {
+		n += 16 + len(k) + len(v)
+	}
+	b := make([]byte, seqRoom, n)
 	b = appendString(b, fieldTopic, e.topic)
 	b = appendString(b, fieldPublisher, e.publisher)
 	if e.payload != nil {
-		size := proto.Size(e.payload)
 		b = protowire.AppendTag(b, fieldPayload, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(size))
 		var err error
