@@ -3,6 +3,7 @@ package jsonvalue_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,17 +75,7 @@ func check(t *testing.T, m proto.Message) bool {
 // dynamic ones), and compares.
 func TestFromMessageMatchesProtojson(t *testing.T) {
 	t.Parallel()
-	var mds []protoreflect.MessageDescriptor
-	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
-		md := mt.Descriptor()
-		if strings.HasPrefix(string(md.FullName()), "continuum.") && !md.IsMapEntry() {
-			mds = append(mds, md)
-		}
-		return true
-	})
-	if len(mds) < 50 {
-		t.Fatalf("only %d continuum messages registered; the blank imports are missing", len(mds))
-	}
+	mds := apiMessages(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, md := range mds {
 		mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
@@ -108,6 +99,27 @@ func TestFromMessageMatchesProtojson(t *testing.T) {
 			t.Errorf("%s: the direct path never answered", md.FullName())
 		}
 	}
+}
+
+// apiMessages returns every message of the mesh's APIs, in name order so
+// that a seeded run is reproducible.
+func apiMessages(t *testing.T) []protoreflect.MessageDescriptor {
+	t.Helper()
+	var mds []protoreflect.MessageDescriptor
+	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
+		md := mt.Descriptor()
+		if strings.HasPrefix(string(md.FullName()), "continuum.") && !md.IsMapEntry() {
+			mds = append(mds, md)
+		}
+		return true
+	})
+	if len(mds) < 50 {
+		t.Fatalf("only %d continuum messages registered; the blank imports are missing", len(mds))
+	}
+	slices.SortFunc(mds, func(a, b protoreflect.MessageDescriptor) int {
+		return strings.Compare(string(a.FullName()), string(b.FullName()))
+	})
+	return mds
 }
 
 // mentionsAny reports whether md can hold a message FromMessage leaves to

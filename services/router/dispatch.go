@@ -336,7 +336,9 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 		return nil, err
 	}
 	in := dynamicpb.NewMessage(md.Input())
-	if params != nil {
+	if params != nil && !jsonvalue.ToMessage(params, in) {
+		// Left to protojson: it gives the same message, or its own error.
+		in = dynamicpb.NewMessage(md.Input())
 		b, err := protojson.Marshal(params)
 		if err != nil {
 			return nil, rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid, "params: "+err.Error())

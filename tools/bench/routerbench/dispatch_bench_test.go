@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/node"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
@@ -21,6 +23,20 @@ import (
 //
 //	go test -run '^$' -bench DispatchInProcess -benchmem -cpuprofile cpu.out ./tools/bench/routerbench
 func BenchmarkDispatchInProcess(b *testing.B) {
+	benchDispatch(b, &routerv1.DispatchRequest{Uri: "debug/get-log-level"})
+}
+
+// BenchmarkDispatchInProcessParams is the same with params to convert
+// into the request (router/route explaining a URI) and a larger result.
+func BenchmarkDispatchInProcessParams(b *testing.B) {
+	params, err := structpb.NewStruct(map[string]any{"uri": "airc://maya@node-2:web/genome/page-in?x=1#f"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchDispatch(b, &routerv1.DispatchRequest{Uri: "router/route", Params: params})
+}
+
+func benchDispatch(b *testing.B, req *routerv1.DispatchRequest) {
 	dir := b.TempDir()
 	tokens := filepath.Join(dir, "tokens.yaml")
 	if err := os.WriteFile(tokens, []byte("tokens:\n  - principal: admin\n    token: t\n    admin: true\n"), 0o600); err != nil {
@@ -44,7 +60,6 @@ func BenchmarkDispatchInProcess(b *testing.B) {
 	})
 	local := routerv1.NewRouterServiceClient(n.Channel())
 	actx := auth.OnBehalfOf(ctx, auth.Principal{Name: "admin", Kind: auth.KindToken})
-	req := &routerv1.DispatchRequest{Uri: "debug/get-log-level"}
 	for range 200 { // warm-up: first calls build descriptors and pools
 		if _, err := local.Dispatch(actx, req); err != nil {
 			b.Fatal(err)
