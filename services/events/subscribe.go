@@ -137,6 +137,9 @@ type sender struct {
 	// from message to message.
 	batch  []byte
 	nBatch int
+	// resp carries the wire form of each message; gRPC marshals it
+	// (copies the bytes) before Send returns, so it is reused too.
+	resp eventsv1.SubscribeResponse
 	// verdicts caches the gate's answer per concrete topic for wildcard
 	// subscriptions.
 	verdicts map[string]verdict
@@ -300,8 +303,8 @@ const frameRoom = 4
 // SubscribeResponse.delivery, more as one SubscribeResponse.batch. The
 // message is sent as its wire form (the unknown fields of an empty
 // SubscribeResponse, which the receiver decodes as the one-of it is), so
-// a delivery costs one copy of the event's shared encoding and no message
-// objects; the encoding is the same as that of the generated types.
+// a delivery costs one copy of the event's shared encoding and allocates
+// nothing here; the bytes are the ones the generated types would encode.
 func (x *sender) flush() error {
 	if x.nBatch == 0 {
 		return nil
@@ -319,10 +322,10 @@ func (x *sender) flush() error {
 		protowire.AppendVarint(head, uint64(size))
 		frame = x.batch[start:]
 	}
-	resp := &eventsv1.SubscribeResponse{}
-	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(frame))
+	x.resp.ProtoReflect().SetUnknown(protoreflect.RawFields(frame))
 	n := x.nBatch
-	err := x.stream.Send(resp)
+	err := x.stream.Send(&x.resp)
+	x.resp.ProtoReflect().SetUnknown(nil)
 	x.batch, x.nBatch = x.batch[:0], 0
 	if cap(x.batch) > 4<<20 {
 		x.batch = nil
