@@ -33,6 +33,7 @@ type nodeFlags struct {
 	tlsCert, tlsKey, tlsCA, logLevel, logFormat, genomeTiers string
 	certsDir, http                                           string
 	insecure                                                 bool
+	gcPercent                                                int
 	join, peers, rooms                                       listFlag
 }
 
@@ -59,6 +60,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet, defaults nodeFlags) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.http, "http", defaults.http, "HTTP gateway and status page address (empty: none)")
 	fs.StringVar(&f.genomeTiers, "genome-tiers", "", "genome tier chain, e.g. fast=256MiB,warm=1GiB,bench=4GiB,cold=16GiB,frozen=64GiB")
+	fs.IntVar(&f.gcPercent, "gc-percent", node.DefaultGCPercent, "garbage collector target (GOGC), unless the GOGC environment variable is set; a soft memory limit of 90% of the container's follows unless GOMEMLIMIT is set")
 }
 
 // config turns flags into a node config, bootstrapping the data directory
@@ -70,6 +72,9 @@ func (f *nodeFlags) config(services []string, stdout io.Writer, bootstrap bool) 
 		return node.Config{}, nil, usageError("--log-level must be debug, info, warn or error")
 	}
 	level.Set(l)
+	if f.gcPercent < -1 {
+		return node.Config{}, nil, usageError("--gc-percent must be -1 (collector off) or at least 0")
+	}
 	f.data = strings.ReplaceAll(f.data, "{node}", f.node)
 	if f.certsDir != "" {
 		if err := f.useCertsDir(); err != nil {
@@ -197,6 +202,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, level, f.logFormat)
+	node.TuneRuntime(f.gcPercent, log)
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
@@ -236,7 +242,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	n, err := node.New(cfg, newLogger(stderr, level, f.logFormat))
+	log := newLogger(stderr, level, f.logFormat)
+	node.TuneRuntime(f.gcPercent, log)
+	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func runRouter(ctx context.Context, s Sizes, _ string) ([]Row, any, error) {
 	paced := fmt.Sprintf("paced %d QPS over loopback", o.QPS)
 	return []Row{
 		{
-			Area: "router", Figure: "in-process dispatch p99 (`debug/get-log-level` through Dispatch, every interceptor)",
+			Area: "router", Figure: fmt.Sprintf("in-process dispatch p99 (`debug/get-log-level` through Dispatch, every interceptor; node at --gc-percent %d)", res.GCPercent),
 			Goal: "≤ 50 µs", Ours: fmt.Sprintf("%s (p50 %s)", us(res.InprocP99us), us(res.InprocP50us)),
 			Met: met(res.InprocP99us <= 50), Command: cmd, Value: res.InprocP99us, Unit: "µs",
 		},

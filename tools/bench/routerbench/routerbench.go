@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -38,6 +39,8 @@ type Result struct {
 	OverheadP99us   float64 `json:"overhead_p99_us"`
 	QPS             int     `json:"qps"`
 	CallsPerVariant int     `json:"calls_per_variant"`
+	// GCPercent is the collector target the node ran with.
+	GCPercent int `json:"gc_percent"`
 }
 
 // Options are a measurement's settings.
@@ -51,6 +54,10 @@ type Options struct {
 	// Inproc is how many in-process dispatches to time (after 1000 of
 	// warm-up).
 	Inproc int
+	// GCPercent is the collector target to run the node with, as the
+	// continuum binary's --gc-percent; zero is node.DefaultGCPercent, the
+	// binary's default. GOGC in the environment wins, as in the binary.
+	GCPercent int
 }
 
 // Run parses flags, starts a single node, measures, prints the figures and,
@@ -61,6 +68,7 @@ func Run(args []string, out io.Writer) error {
 	fs.IntVar(&o.QPS, "qps", 1000, "paced request rate for the overhead comparison")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "calls of each paced variant: qps × duration (the variants alternate, so the run takes twice this)")
 	fs.IntVar(&o.Inproc, "inproc", 20000, "in-process dispatches to time")
+	fs.IntVar(&o.GCPercent, "gc-percent", node.DefaultGCPercent, "collector target for the node, as the binary's --gc-percent (GOGC in the environment wins)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,7 +76,7 @@ func Run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "in-process dispatch: p50 %.1f µs  p99 %.1f µs (%d calls)\n", res.InprocP50us, res.InprocP99us, o.Inproc)
+	fmt.Fprintf(out, "in-process dispatch: p50 %.1f µs  p99 %.1f µs (%d calls, gc-percent %d)\n", res.InprocP50us, res.InprocP99us, o.Inproc, res.GCPercent)
 	fmt.Fprintf(out, "direct gRPC at %d QPS: p50 %.1f µs  p99 %.1f µs\n", res.QPS, res.DirectP50us, res.DirectP99us)
 	fmt.Fprintf(out, "via router at %d QPS: p50 %.1f µs  p99 %.1f µs\n", res.QPS, res.DispatchP50us, res.DispatchP99us)
 	fmt.Fprintf(out, "router overhead: p50 %.1f µs  p99 %.1f µs\n", res.OverheadP50us, res.OverheadP99us)
@@ -112,7 +120,19 @@ func Measure(ctx context.Context, o Options) (res Result, err error) {
 		}
 	}()
 
-	res = Result{QPS: o.QPS}
+	if o.GCPercent == 0 {
+		o.GCPercent = node.DefaultGCPercent
+	}
+	// The node runs with the collector settings the binary gives it, and
+	// the process gets its own back afterwards.
+	prevGC, prevLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(prevGC)
+	tuned := node.TuneRuntime(o.GCPercent, nil)
+	defer func() {
+		debug.SetGCPercent(prevGC)
+		debug.SetMemoryLimit(prevLimit)
+	}()
+	res = Result{QPS: o.QPS, GCPercent: tuned.GCPercent}
 	// In process: the router called through the node's in-process
 	// connection, on behalf of the admin, every interceptor included.
 	local := routerv1.NewRouterServiceClient(n.Channel())
