@@ -30,15 +30,13 @@ import (
 //     bound events: max_events, or the events service's defaults; a
 //     durable stream keeps at most its cache in memory);
 //   - after the final sample, for each stream whose count changed, it
-//     replays that change on the node: into a new class of its own with
-//     the stream's durability and bound, it publishes copies of the
-//     stream's own events (payload, headers, msg_id), first as many as
-//     the stream held at the baseline, then as many more as it grew by,
-//     and takes the live heap (after a GC) before and after the second
-//     part. The same counts make the same growth steps of the service's
-//     rings, maps and segment buffers as the real stream took;
-//   - a node's retention grew by the sum of these deltas, and its heap may
-//     end at most (1+tolerance) times baseline plus that growth.
+//     measures what one of its events takes in memory on that node: it
+//     publishes copies of the stream's own events (payload, headers,
+//     msg_id) into a new class with the stream's durability, and takes the
+//     live heap (after a GC) before and after 2,048 of them;
+//   - a node's retention grew by the sum over its streams of the count's
+//     change times that cost, and its heap may end at most (1+tolerance)
+//     times baseline plus that growth.
 //
 // A leak anywhere else (a map that keeps every dispatch, a goroutine per
 // subscription, events held past their bound) is not in that sum and
@@ -52,6 +50,8 @@ const (
 	eventsDurableCache    = 4096      // recent events of a durable stream kept in memory
 	calibrationPrefix     = "chaos-calibration-"
 	sampleMax             = 4096 // events kept per stream to republish
+	calibrationWarm       = 64   // events published before the first heap sample
+	calibrationEvents     = 2048 // events published between the two samples
 	replayIdle            = 500 * time.Millisecond
 )
 
@@ -77,10 +77,12 @@ type RetainedGrowth struct {
 
 // StreamGrowth is one stream's part of RetainedGrowth.
 type StreamGrowth struct {
-	Class    string `json:"class"`
-	Baseline int    `json:"baseline_events"`
-	End      int    `json:"end_events"`
-	Bytes    int64  `json:"bytes"`
+	Class         string `json:"class"`
+	Baseline      int    `json:"baseline_events"`
+	End           int    `json:"end_events"`
+	BytesPerEvent int64  `json:"bytes_per_event"`
+	// Bytes is (end - baseline) * bytes_per_event.
+	Bytes int64 `json:"bytes"`
 	// WireBytes is the mean encoded size of the stream's events, for
 	// comparison.
 	WireBytes int `json:"wire_bytes_per_event,omitempty"`
@@ -231,23 +233,21 @@ func countRetained(ctx context.Context, cc grpc.ClientConnInterface) (map[string
 	return out, nil
 }
 
-// replayGrowth measures on node what a stream's change from base to end
-// events in memory takes (see above): copies of the stream's events go
-// into a new class like it, min(base, end) of them before the first GC'd
-// heap sample and |end-base| more before the second. It returns the heap
-// delta, negated when the stream shrank (a restarted node's). The class
-// stays full, so the process must not be measured for leaks after this.
-func replayGrowth(ctx context.Context, cc grpc.ClientConnInterface, heap func(context.Context) (uint64, error), base, end streamCount, id string) (int64, error) {
-	sample := end.sample
-	if len(sample) == 0 {
-		sample = base.sample
-	}
-	from, to := min(base.Events, end.Events), max(base.Events, end.Events)
+// costPerEvent measures the live heap one event of a stream takes in
+// memory on node: copies of the stream's own events go into a new class
+// like it (same durability and bound), calibrationWarm of them before the
+// first GC'd heap sample (they pay for the stream itself: its ring, a
+// durable stream's segment file and buffers) and calibrationEvents more
+// before the second. Many events, so that the heap's drift between two
+// samples (a restarted node still settles; up to about 1 MB) is small per
+// event. The class stays full, so the process must not be measured for
+// leaks after this.
+func costPerEvent(ctx context.Context, cc grpc.ClientConnInterface, heap func(context.Context) (uint64, error), sc streamCount, id string) (int64, error) {
 	name := calibrationPrefix + id
 	ev := eventsv1.NewEventsServiceClient(cc)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	_, err := ev.DeclareClass(cctx, &eventsv1.DeclareClassRequest{Class: &eventsv1.EventClass{
-		Name: name, SchemaVersion: "1", Durable: end.Durable, MaxEvents: end.MaxEvents,
+		Name: name, SchemaVersion: "1", Durable: sc.Durable, MaxEvents: calibrationWarm + calibrationEvents,
 	}})
 	cancel()
 	if err != nil {
@@ -261,7 +261,7 @@ func replayGrowth(ctx context.Context, cc grpc.ClientConnInterface, heap func(co
 		for off := from; off < to; off += 1024 {
 			req := &eventsv1.PublishStreamRequest{}
 			for i := off; i < min(off+1024, to); i++ {
-				d := sample[i%len(sample)]
+				d := sc.sample[i%len(sc.sample)]
 				p := &eventsv1.PublishRequest{Topic: name, Payload: d.GetPayload(), Headers: d.GetHeaders()}
 				if d.GetMsgId() != "" {
 					p.MsgId = fmt.Sprintf("%s-%d", d.GetMsgId(), i)
@@ -269,22 +269,22 @@ func replayGrowth(ctx context.Context, cc grpc.ClientConnInterface, heap func(co
 				req.Publishes = append(req.Publishes, p)
 			}
 			if err := st.Send(req); err != nil {
-				return fmt.Errorf("replay the growth of %s: %w", end.Class, err)
+				return fmt.Errorf("measure %s: %w", sc.Class, err)
 			}
 			if _, err := st.Recv(); err != nil {
-				return fmt.Errorf("replay the growth of %s: %w", end.Class, err)
+				return fmt.Errorf("measure %s: %w", sc.Class, err)
 			}
 		}
 		return nil
 	}
-	if err := publish(0, from); err != nil {
+	if err := publish(0, calibrationWarm); err != nil {
 		return 0, err
 	}
 	before, err := heap(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if err := publish(from, to); err != nil {
+	if err := publish(calibrationWarm, calibrationWarm+calibrationEvents); err != nil {
 		return 0, err
 	}
 	after, err := heap(ctx)
@@ -295,15 +295,11 @@ func replayGrowth(ctx context.Context, cc grpc.ClientConnInterface, heap func(co
 		return 0, err
 	}
 	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("replay the growth of %s: %w", end.Class, err)
+		return 0, fmt.Errorf("measure %s: %w", sc.Class, err)
 	}
-	// A delta against the direction of the change is the heap's noise
-	// (tens of KB between two samples at rest): it counts as nothing.
-	delta := int64(after) - int64(before)
-	if end.Events < base.Events {
-		return min(-delta, 0), nil
-	}
-	return max(delta, 0), nil
+	// A drop is the heap's drift (the node let go of something else):
+	// it counts as nothing.
+	return max(int64(after)-int64(before), 0) / calibrationEvents, nil
 }
 
 // retainedGrowth measures, per node, what its retention grew by between
@@ -322,18 +318,23 @@ func retainedGrowth(ctx context.Context, obs *observer, nodes []string, base, en
 		for i, c := range classes {
 			e, b := end[n][c], base[n][c]
 			sg := StreamGrowth{Class: c, Baseline: b.Events, End: e.Events}
-			if e.Events != b.Events && len(e.sample)+len(b.sample) > 0 {
-				grew, err := replayGrowth(ctx, obs.conns[n], heap, b, e, fmt.Sprintf("%d-%d", run, i))
+			sc := e
+			if len(sc.sample) == 0 {
+				sc.sample = b.sample // a restarted node's stream that holds nothing yet
+			}
+			if e.Events != b.Events && len(sc.sample) > 0 {
+				cost, err := costPerEvent(ctx, obs.conns[n], heap, sc, fmt.Sprintf("%d-%d", run, i))
 				if err != nil {
 					g.Error = err.Error()
 					break
 				}
-				sg.Bytes = grew
-				g.Bytes += grew
-				for _, d := range e.sample {
+				sg.BytesPerEvent = cost
+				sg.Bytes = int64(e.Events-b.Events) * cost
+				g.Bytes += sg.Bytes
+				for _, d := range sc.sample {
 					sg.WireBytes += proto.Size(d)
 				}
-				sg.WireBytes /= max(len(e.sample), 1)
+				sg.WireBytes /= len(sc.sample)
 			}
 			g.Streams = append(g.Streams, sg)
 		}
