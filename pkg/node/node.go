@@ -131,6 +131,7 @@ func New(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if err := n.wire(); err != nil {
 		return nil, err
 	}
+	n.server.EndOnDrain(longLivedStreams...)
 	n.server.SetFallback(n.proxy)
 	return n, nil
 }

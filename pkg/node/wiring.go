@@ -10,7 +10,9 @@ import (
 	"github.com/continuum-mesh/continuum/gateway"
 	"github.com/continuum-mesh/continuum/pkg/gate"
 	"github.com/continuum-mesh/continuum/pkg/policy"
+	debugv1 "github.com/continuum-mesh/continuum/proto/continuum/debug/v1"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
+	hippocampusv1 "github.com/continuum-mesh/continuum/proto/continuum/hippocampus/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
 	"github.com/continuum-mesh/continuum/services/audit"
 	"github.com/continuum-mesh/continuum/services/debug"
@@ -183,4 +185,15 @@ func (n *Node) wireGateway() error {
 	n.Services.Gateway = gw
 	n.components = append(n.components, component{name: Gateway, run: gw.Run})
 	return nil
+}
+
+// longLivedStreams are the server streams that run until their caller ends
+// them. A draining node ends them with UNAVAILABLE DRAINING (rpc.EndOnDrain),
+// served here or proxied, so a graceful stop does not wait them out; the
+// finite ones (audit Read, genome ReadPage) are left to finish.
+var longLivedStreams = []string{
+	eventsv1.EventsService_Subscribe_FullMethodName,
+	routerv1.RouterService_Subscribe_FullMethodName,
+	hippocampusv1.HippocampusService_Telemetry_FullMethodName,
+	debugv1.DebugService_StreamProbes_FullMethodName,
 }

@@ -88,6 +88,8 @@ type Server struct {
 	fallback grpc.StreamHandler
 	services []string
 	unary    map[string]unaryMethod // for Channel
+	// longLived are the methods EndOnDrain named.
+	longLived map[string]bool
 
 	// The direct in-process calls of Channel.
 	unaryChain   grpc.UnaryServerInterceptor
@@ -99,8 +101,8 @@ type Server struct {
 	// time, as grpc's Stop ends those of network calls.
 	hardStop     context.Context
 	stopHandlers context.CancelFunc
-	// draining ends when Drain begins; endOnDrain ends the long-lived
-	// server streams with it.
+	// draining ends when Drain begins; endOnDrain ends the calls of the
+	// longLived methods (EndOnDrain) with it.
 	draining   context.Context
 	beginDrain context.CancelFunc
 }
@@ -274,10 +276,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
-// Drain stops the server in order: NOT_SERVING, GracefulStop (ending
-// open server streams with UNAVAILABLE DRAINING, see endOnDrain, so it
-// need not wait them out), forced Stop after the drain timeout. It is safe
-// to call more than once.
+// Drain stops the server in order: NOT_SERVING, GracefulStop (ending the
+// open calls of long-lived streams with UNAVAILABLE DRAINING, see
+// EndOnDrain, so it need not wait them out), forced Stop after the drain
+// timeout. It is safe to call more than once.
 func (s *Server) Drain() {
 	s.health.Shutdown()
 	done := make(chan struct{})
