@@ -67,20 +67,29 @@ func (s *Service) publishStream(ctx context.Context, stream grpc.BidiStreamingSe
 		queued  int
 		sendErr error
 		closed  bool
+		// resp and acks are reused from response to response (under
+		// sendMu): gRPC has marshalled a response when Send returns.
+		resp eventsv1.PublishStreamResponse
+		acks []eventsv1.PublishResponse
 	)
 	respond := func(ps []pending) error {
-		resp := &eventsv1.PublishStreamResponse{Acks: make([]*eventsv1.PublishResponse, 0, len(ps))}
+		if cap(acks) < len(ps) {
+			acks = make([]eventsv1.PublishResponse, len(ps))
+		}
+		resp.Acks = resp.Acks[:0]
 		var firstErr error
-		for _, p := range ps {
+		for i, p := range ps {
 			res, err := p.wait()
 			if err != nil {
 				firstErr = err
 				break
 			}
-			resp.Acks = append(resp.Acks, res.response())
+			a := &acks[i]
+			a.StreamSequence, a.Delivered, a.Duplicate = res.seq, res.delivered, res.duplicate
+			resp.Acks = append(resp.Acks, a)
 		}
 		if len(resp.Acks) > 0 || firstErr == nil {
-			if err := stream.Send(resp); err != nil {
+			if err := stream.Send(&resp); err != nil {
 				return err
 			}
 		}
