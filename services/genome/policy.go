@@ -10,14 +10,16 @@ import "math"
 //     sketch of recent uses) to stay; the main space is a segmented LRU
 //     (pages used again move from probation to a protected segment of
 //     80%). Loops and scans do not flush the main space: their pages lose
-//     the duel. This is Caffeine's W-TinyLFU. The window starts at 1% of
-//     the tier and adapts: a hill climber, gated so that it moves only on
-//     a significant change of the hit rate, and a guard that compares the
-//     tier with a sampled shadow LRU on the same accesses and grows the
-//     window a quarter of the tier at once when plain recency clearly wins
-//     (or eases it back when frequency does). Frequency-heavy traffic keeps
-//     a small window; recency-heavy traffic turns the tier into an LRU
-//     instead of collapsing below one.
+//     the duel. This is Caffeine's W-TinyLFU. The window adapts: a hill
+//     climber, gated so that it moves only on a significant change of the
+//     hit rate, and a guard running sequential tests (CUSUM) on sampled
+//     shadows of the tier: it makes the window the whole tier (an LRU)
+//     when a shadow LRU clearly beats the tier, and gives the tier back to
+//     frequency (a 1% window) when a shadow W-TinyLFU clearly beats the
+//     shadow LRU. A new tier starts as an LRU, so it cannot lose to one
+//     while the evidence builds up. Frequency-heavy traffic gets a small
+//     window; recency-heavy traffic keeps an LRU instead of collapsing
+//     below one.
 //   - slru: the segmented LRU without window and admission.
 //   - lru and fifo: one list, moved on use or not.
 //
@@ -147,7 +149,10 @@ type tierIndex struct {
 	sampleHits   uint64
 	sampleMisses uint64
 	prevHitRate  float64
-	shadow       *shadowLRU
+	shadow       *shadows
+	// the guard's two CUSUM statistics, and the window it last chose
+	cusumLRU, cusumFreq, cusumShadow float64
+	guardMin, boost                  float64
 
 	evictions uint64
 	faults    uint64
@@ -157,7 +162,10 @@ func newTierIndex(pos int, role Role, store TierStore, policy string, home bool,
 	return &tierIndex{
 		pos: pos, role: role, store: store, policy: policy, home: home, capacity: capacity,
 		shares: map[PersonaID]*share{}, sketch: sk,
-		windowTarget: windowFraction * float64(capacity), climbStep: climbStepFraction * float64(capacity), prevHitRate: -1,
+		// A new tier starts as an LRU (the window is the whole tier),
+		// which cannot lose to LRU while there is no evidence; the guard
+		// hands it to frequency as soon as its shadows show frequency wins.
+		windowTarget: float64(capacity), boost: (1 - windowFraction) * float64(capacity), guardMin: float64(capacity), climbStep: climbStepFraction * float64(capacity), prevHitRate: -1,
 	}
 }
 
@@ -180,160 +188,267 @@ func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 		t.sampleMisses++
 	}
 	if t.shadow == nil {
-		t.shadow = newShadowLRU(t.capacity)
+		t.shadow = newShadows(t.capacity, t.sketch)
 	}
-	sampled := t.shadow.access(h, size, hit)
-	period := 10 * max(uint64(t.pages), 100)
-	n := t.sampleHits + t.sampleMisses
-	if sampled && t.shadow.total%guardEvery == 0 && t.guardLRU() {
+	sampled, lruHit, tlfuHit := t.shadow.access(h, size)
+	if sampled && ((lruHit != hit && t.guardLRU(lruHit)) || (lruHit != tlfuHit && t.guardBoost(tlfuHit))) {
 		// The guard moved the window: start a fresh sample.
 		t.sampleHits, t.sampleMisses = 0, 0
 		return
 	}
-	if n >= period {
+	period := 10 * max(uint64(t.pages), 100)
+	if n := t.sampleHits + t.sampleMisses; n >= period {
 		t.climb(float64(t.sampleHits)/float64(n), n)
 		t.sampleHits, t.sampleMisses = 0, 0
 	}
 }
 
-// guardLRU grows the window by a quarter of the tier when a sampled LRU
-// of the tier's size clearly beat the tier on the same accesses. The
-// climber alone moves too slowly (and too timidly, being gated on noise)
-// to rescue recency-heavy traffic; with the guard the tier does not stay
-// below LRU on any traffic. It reports whether it moved.
-func (t *tierIndex) guardLRU() bool {
-	sh := t.shadow
-	n := sh.total
-	if n < 2*guardEvery {
-		return false
+// The guard's sequential tests (see guardLRU).
+const (
+	// guardWin is the alternative hypothesis: the better policy wins this
+	// share of the disagreements (the null: half).
+	guardWin = 0.7
+	// guardThreshold is where the tier-against-LRU CUSUMs fire: about
+	// e^12 disagreements between false alarms when the policies are equal.
+	guardThreshold = 12.0
+	// boostThreshold is where the shadows' CUSUM hands the tier back to
+	// frequency. Lower, because a tier that starts as an LRU must not stay
+	// one for long on frequency traffic, and a false alarm on recency
+	// traffic is improbable: there the shadow TinyLFU loses most
+	// disagreements, and the statistic drifts down, not up.
+	boostThreshold = 3.0
+)
+
+// guardLRU is a sequential test on the sampled accesses where the tier and
+// a shadow LRU of its size disagree (one hits, the other misses): only
+// those carry information about which is better. Two CUSUM statistics
+// (Page's test) accumulate the log-likelihood ratio of "the winner of a
+// disagreement is LRU with probability guardWin" against "either, equally",
+// one for each direction, floored at zero. When the LRU one crosses
+// guardThreshold the window becomes the whole tier (an LRU); when the
+// other does, the window eases back a quarter of the tier. Under equal policies a crossing takes on the
+// order of e^guardThreshold disagreements, so noise does not move the
+// window, while a policy clearly losing is caught within a few dozen
+// disagreements, warm-up included. It reports whether it moved.
+func (t *tierIndex) guardLRU(lruWon bool) bool {
+	win, lose := math.Log(2*guardWin), math.Log(2*(1-guardWin))
+	if lruWon {
+		t.cusumLRU = max(0, t.cusumLRU+win)
+		t.cusumFreq = max(0, t.cusumFreq+lose)
+	} else {
+		t.cusumLRU = max(0, t.cusumLRU+lose)
+		t.cusumFreq = max(0, t.cusumFreq+win)
 	}
-	// A paired comparison: on each sampled access both the shadow and the
-	// tier hit or miss, so only the accesses where they disagree carry
-	// information, and the noise is that of their difference.
-	// Checked every guardEvery sampled accesses, so the bar is three
-	// standard deviations rather than two.
-	diff := (float64(sh.lruOnly) - float64(sh.oursOnly)) / float64(n)
-	variance := float64(sh.lruOnly+sh.oursOnly)/float64(n) - diff*diff
-	noise := 3 * math.Sqrt(max(variance, 1e-9)/float64(n))
 	floor := windowFraction * float64(t.capacity)
 	switch {
-	case diff > noise:
-		// Recency wins: grow the window a quarter of the tier at once.
-		t.windowTarget = min(t.windowTarget+0.25*float64(t.capacity), float64(t.capacity))
+	case t.cusumLRU > guardThreshold:
+		// Recency wins: the tier becomes an LRU at once; guardBoost
+		// takes it back when frequency would win again.
+		grown := float64(t.capacity)
+		t.boost += grown - t.windowTarget
+		t.windowTarget = grown
 		t.climbStep = climbStepFraction * float64(t.capacity)
-	case diff < -noise && t.windowTarget > floor:
+		t.guardMin = t.windowTarget
+		t.cusumShadow = 0
+	case t.cusumFreq > guardThreshold && t.windowTarget > floor:
 		// Frequency wins: shrink the window back towards its 1% as fast.
 		t.windowTarget = max(t.windowTarget-0.25*float64(t.capacity), floor)
+		t.boost = max(0, t.boost-0.25*float64(t.capacity))
 		t.climbStep = -climbStepFraction * float64(t.capacity)
+		t.guardMin = t.windowTarget
+	case t.cusumFreq > guardThreshold:
+		t.cusumFreq = 0
+		t.guardMin = 0
+		return false
 	default:
-		// Not yet significant: keep counting, but only over the last
-		// 64 checks, so the evidence stays recent.
-		if n >= 64*guardEvery {
-			sh.total, sh.lruOnly, sh.oursOnly = 0, 0, 0
-		}
 		return false
 	}
-	sh.total, sh.lruOnly, sh.oursOnly = 0, 0, 0
+	t.cusumLRU, t.cusumFreq = 0, 0
 	t.prevHitRate = -1
 	return true
 }
 
-// shadowLRU simulates an LRU of the tier's size on a spatial sample of the
-// pages (one hash in rate, in a cache rate times smaller: the SHARDS
-// method), to tell whether plain recency would do better than the tier.
-type shadowLRU struct {
-	rate       uint64
-	capacity   uint64
-	used       uint64
-	nodes      map[uint64]*shadowNode
-	head, tail *shadowNode
+// guardBoost undoes the window the guard added for recency once the
+// shadows show that a 1% window would now beat LRU: with the window grown
+// to the whole tier, the tier itself is an LRU and its comparison with the
+// shadow LRU carries no evidence either way. A CUSUM on the disagreements
+// of the two shadows, like guardLRU's; it reports whether it moved.
+func (t *tierIndex) guardBoost(tlfuWon bool) bool {
+	if t.boost <= 0 {
+		t.cusumShadow = 0
+		return false
+	}
+	if tlfuWon {
+		t.cusumShadow = max(0, t.cusumShadow+math.Log(2*guardWin))
+	} else {
+		t.cusumShadow = max(0, t.cusumShadow+math.Log(2*(1-guardWin)))
+	}
+	if t.cusumShadow <= boostThreshold {
+		return false
+	}
+	floor := windowFraction * float64(t.capacity)
+	t.windowTarget = max(t.windowTarget-t.boost, floor)
+	t.boost = 0
+	t.guardMin = 0
+	t.climbStep = -climbStepFraction * float64(t.capacity)
+	t.cusumLRU, t.cusumFreq, t.cusumShadow = 0, 0, 0
+	t.prevHitRate = -1
+	return true
+}
 
-	total, lruOnly, oursOnly uint64
+// shadows simulates, on a spatial sample of the tier's pages (one hash in
+// rate, in caches rate times smaller: the SHARDS method), two policies of
+// the tier's size: a plain LRU, and a W-TinyLFU with its window fixed at
+// 1% (admission by the tier's sketch). The guard compares the tier with
+// the LRU to tell whether plain recency would do better, and the two
+// shadows with each other to tell, whatever the tier's window is now,
+// whether frequency would.
+type shadows struct {
+	rate     uint64
+	capacity uint64
+	lru      shadowCache
+	tlfu     shadowCache
+	freq     *sketch
+}
+
+// shadowCache is one simulated cache: an LRU window (the whole cache for
+// the LRU) and, for the TinyLFU, a main LRU behind it.
+type shadowCache struct {
+	capacity, windowCap uint64
+	used, windowUsed    uint64
+	nodes               map[uint64]*shadowNode
+	window, main        shadowList
 }
 
 type shadowNode struct {
 	h, size    uint64
+	inWindow   bool
 	prev, next *shadowNode
 }
 
-// shadowPages is about how many pages the shadow tracks at most.
+type shadowList struct{ head, tail *shadowNode }
+
+// shadowPages is about how many pages each shadow tracks at most.
 const shadowPages = 4096
 
-// guardEvery is how many sampled accesses pass between two checks of the
-// guard.
-const guardEvery = 256
-
-func newShadowLRU(capacity uint64) *shadowLRU {
-	return &shadowLRU{rate: 1, capacity: capacity, nodes: map[uint64]*shadowNode{}}
+func newShadows(capacity uint64, freq *sketch) *shadows {
+	s := &shadows{rate: 1, capacity: capacity, freq: freq}
+	s.lru = shadowCache{capacity: capacity, windowCap: capacity, nodes: map[uint64]*shadowNode{}}
+	s.tlfu = shadowCache{capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), nodes: map[uint64]*shadowNode{}}
+	return s
 }
 
 // access simulates one access; it reports whether the page is in the
-// sample.
-func (s *shadowLRU) access(h, size uint64, ourHit bool) bool {
-	if len(s.nodes) > shadowPages && s.capacity/2 > 0 {
+// sample and, if so, whether each shadow hit.
+func (s *shadows) access(h, size uint64) (sampled, lruHit, tlfuHit bool) {
+	if len(s.lru.nodes)+len(s.tlfu.nodes) > 2*shadowPages && s.capacity/2 > 0 {
 		// Too many pages to follow: sample half as many.
 		s.rate *= 2
 		s.capacity /= 2
-		for k, n := range s.nodes {
-			if (k>>40)%s.rate != 0 {
-				s.unlink(n)
-				s.used -= n.size
-				delete(s.nodes, k)
-			}
-		}
+		s.lru.resample(s.rate, s.capacity, s.capacity)
+		s.tlfu.resample(s.rate, s.capacity, uint64(windowFraction*float64(s.capacity)))
 	}
 	if (h>>40)%s.rate != 0 {
+		return false, false, false
+	}
+	return true, s.lru.access(h, size, nil), s.tlfu.access(h, size, s.freq)
+}
+
+// resample keeps the pages of the new sample in a cache of the new size.
+func (c *shadowCache) resample(rate, capacity, windowCap uint64) {
+	c.capacity, c.windowCap = capacity, windowCap
+	for k, n := range c.nodes {
+		if (k>>40)%rate != 0 {
+			c.drop(n)
+		}
+	}
+	for c.used > c.capacity {
+		c.evictOne()
+	}
+}
+
+// access simulates one access to the cache: an LRU when freq is nil, a
+// W-TinyLFU admitting by freq otherwise. It reports a hit.
+func (c *shadowCache) access(h, size uint64, freq *sketch) bool {
+	if n := c.nodes[h]; n != nil {
+		l := &c.main
+		if n.inWindow {
+			l = &c.window
+		}
+		l.unlink(n)
+		l.pushFront(n)
+		return true
+	}
+	if size > c.capacity {
 		return false
 	}
-	s.total++
-	n := s.nodes[h]
-	switch {
-	case n != nil && !ourHit:
-		s.lruOnly++
-	case n == nil && ourHit:
-		s.oursOnly++
+	n := &shadowNode{h: h, size: size, inWindow: true}
+	c.nodes[h] = n
+	c.window.pushFront(n)
+	c.used += size
+	c.windowUsed += size
+	if freq != nil {
+		for c.windowUsed > c.windowCap && c.window.tail != c.window.head {
+			cand := c.window.tail
+			c.window.unlink(cand)
+			c.windowUsed -= cand.size
+			cand.inWindow = false
+			c.main.pushFront(cand)
+			if c.used <= c.capacity {
+				continue
+			}
+			v := c.main.tail
+			if v != cand && freq.frequency(cand.h) <= freq.frequency(v.h) {
+				v = cand
+			}
+			c.drop(v)
+		}
 	}
-	if n != nil {
-		s.unlink(n)
-		s.pushFront(n)
-		return true
+	for c.used > c.capacity {
+		c.evictOne()
 	}
-	if size > s.capacity {
-		return true
-	}
-	n = &shadowNode{h: h, size: size}
-	s.nodes[h] = n
-	s.pushFront(n)
-	s.used += size
-	for s.used > s.capacity {
-		old := s.tail
-		s.unlink(old)
-		s.used -= old.size
-		delete(s.nodes, old.h)
-	}
-	return true
+	return false
 }
 
-func (s *shadowLRU) pushFront(n *shadowNode) {
-	n.prev, n.next = nil, s.head
-	if s.head != nil {
-		s.head.prev = n
+func (c *shadowCache) evictOne() {
+	if c.main.tail != nil {
+		c.drop(c.main.tail)
+		return
+	}
+	c.drop(c.window.tail)
+}
+
+func (c *shadowCache) drop(n *shadowNode) {
+	if n.inWindow {
+		c.window.unlink(n)
+		c.windowUsed -= n.size
 	} else {
-		s.tail = n
+		c.main.unlink(n)
 	}
-	s.head = n
+	c.used -= n.size
+	delete(c.nodes, n.h)
 }
 
-func (s *shadowLRU) unlink(n *shadowNode) {
+func (l *shadowList) pushFront(n *shadowNode) {
+	n.prev, n.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = n
+	} else {
+		l.tail = n
+	}
+	l.head = n
+}
+
+func (l *shadowList) unlink(n *shadowNode) {
 	if n.prev != nil {
 		n.prev.next = n.next
 	} else {
-		s.head = n.next
+		l.head = n.next
 	}
 	if n.next != nil {
 		n.next.prev = n.prev
 	} else {
-		s.tail = n.prev
+		l.tail = n.prev
 	}
 	n.prev, n.next = nil, nil
 }
@@ -368,7 +483,9 @@ func (t *tierIndex) climb(hitRate float64, n uint64) {
 		}
 	}
 	t.climbStep = next
-	t.windowTarget = min(max(t.windowTarget+amount, 0), float64(t.capacity))
+	// Never below the window the guard chose: only the guard's own
+	// evidence takes back what it gave (a climber step on noise would).
+	t.windowTarget = min(max(t.windowTarget+amount, t.guardMin), float64(t.capacity))
 }
 
 func (t *tierIndex) free() uint64 {
