@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/continuum-mesh/continuum/pkg/rpc"
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
 )
@@ -85,7 +86,7 @@ func (c *clientFlags) dial() (*grpc.ClientConn, error) {
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, rpc.ClientWindowOptions()...)
 	if tok := c.bearer(); tok != "" {
 		md := metadata.Pairs("authorization", "Bearer "+tok)
 		opts = append(opts,

@@ -148,6 +148,7 @@ func (n *Node) dialMember(_ context.Context, m mesh.Member) (grpc.ClientConnInte
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithInitialWindowSize(rpc.WindowSize), grpc.WithInitialConnWindowSize(rpc.WindowSize),
 	}, n.tel.DialOptions()...)
 	cc, err := grpc.NewClient(m.GRPCAddr, opts...)
 	if err != nil {

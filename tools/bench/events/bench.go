@@ -26,12 +26,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/continuum-mesh/continuum/pkg/node"
 	"github.com/continuum-mesh/continuum/tools/bench/cputime"
 )
 
@@ -122,9 +124,20 @@ func measure(args []string, out io.Writer, res *Result) error {
 	rounds := fs.Int("rounds", 3, "runs of each latency and fan-out case, alternating ours and NATS; the median run is reported")
 	only := fs.String("only", "", "comma-separated cases to run: ack,durable,latency,fanout (default all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	gcPercent := fs.Int("gc-percent", node.DefaultGCPercent, "collector target of the process (both servers run in it), as the continuum binary's --gc-percent; GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// The events service runs with the collector settings the binary
+	// gives a node; the embedded NATS server shares the process and so
+	// the setting. The process gets its own back afterwards.
+	prevGC, prevLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(prevGC)
+	tuned := node.TuneRuntime(*gcPercent, nil)
+	defer func() {
+		debug.SetGCPercent(prevGC)
+		debug.SetMemoryLimit(prevLimit)
+	}()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -165,8 +178,8 @@ func measure(args []string, out io.Writer, res *Result) error {
 	}
 	defer nt.close()
 
-	fmt.Fprintf(out, "# events vs NATS (%s, %s/%s, GOMAXPROCS=%d, %d CPUs)\n\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(out, "# events vs NATS (%s, %s/%s, GOMAXPROCS=%d, %d CPUs, gc-percent %d)\n\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(), tuned.GCPercent)
 	fmt.Fprintf(out, "command: go run ./tools/eventsbench %s\n\n", strings.Join(args, " "))
 
 	if want("ack") {

@@ -83,8 +83,11 @@ func (bearer) RequireTransportSecurity() bool { return false }
 
 // dial opens a new TCP connection to the server.
 func (o *ours) dial() (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(o.srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(benchToken)))
+	// Dialed as the mesh's own clients are (continuum tail and pub, member
+	// to member): fixed flow-control windows (rpc.WindowSize).
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(benchToken))}, rpc.ClientWindowOptions()...)
+	cc, err := grpc.NewClient(o.srv.Addr(), opts...)
 	if err != nil {
 		return nil, err
 	}
