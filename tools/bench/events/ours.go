@@ -85,8 +85,10 @@ func (bearer) RequireTransportSecurity() bool { return false }
 func (o *ours) dial() (*grpc.ClientConn, error) {
 	// Dialed as the mesh's own clients are (continuum tail and pub, member
 	// to member): fixed flow-control windows (rpc.WindowSize).
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(benchToken))}, rpc.ClientWindowOptions()...)
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(benchToken)),
+	}, rpc.ClientWindowOptions()...)
 	cc, err := grpc.NewClient(o.srv.Addr(), opts...)
 	if err != nil {
 		return nil, err
