@@ -82,6 +82,7 @@ type Service struct {
 	owners    map[ArtifactID][]ownerSpan
 	putting   map[ArtifactID]chan struct{}
 	sketch    *sketch
+	short     *sketch // the first w-tinylfu tier's faster-aging sketch
 	gen       uint64
 	useTick   uint64
 	closed    bool
@@ -163,6 +164,10 @@ func (s *Service) openTiers(given map[Role]TierStore) error {
 			}
 		}
 		t := newTierIndex(i, tc.Role, store, tc.Policy, home, tc.CapacityBytes, s.sketch)
+		if tc.Policy == PolicyWTinyLFU && !home && s.short == nil {
+			s.short = newSketch(64)
+			t.short = s.short
+		}
 		s.tiers = append(s.tiers, t)
 		s.byRole[tc.Role] = t
 	}

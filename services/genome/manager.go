@@ -52,6 +52,9 @@ func (s *Service) applyHit(e *pageEntry) {
 		return
 	}
 	s.sketch.increment(e.hash)
+	if s.short != nil {
+		s.short.increment(e.hash)
+	}
 	s.touch(e, e.tierCharge)
 	s.tiers[e.pos].sampleAccess(true, e.hash, e.size)
 }
@@ -108,6 +111,9 @@ func (s *Service) pageIn(ctx context.Context, p PersonaID, ref PageRef, h uint64
 			continue
 		}
 		s.sketch.increment(h)
+		if s.short != nil {
+			s.short.increment(h)
+		}
 		fit := s.fitPos(n)
 		if e == nil && fit == s.home.pos {
 			// Bigger than every upper tier: the page is resident where
@@ -424,6 +430,9 @@ func (s *Service) newEntry(ref PageRef, h, off, n uint64, fit int, art *artifact
 	e.owners = s.ownersOf(art, off, n)
 	art.entries[e] = struct{}{}
 	s.sketch.ensureCapacity(int(s.table.count.Load()) + 1)
+	if s.short != nil {
+		s.short.ensureCapacity(int(s.table.count.Load()) + 1)
+	}
 	return e
 }
 

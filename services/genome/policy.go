@@ -142,6 +142,11 @@ type tierIndex struct {
 	shares map[PersonaID]*share
 	tick   uint64
 	sketch *sketch
+	// the short sketch (first w-tinylfu tier only), whether the duels
+	// follow it, and the shadows' score for it (see shortAging)
+	short      *sketch
+	useShort   bool
+	shortScore float64
 
 	// The window's size (w-tinylfu): see climb and guardLRU.
 	windowTarget float64 // bytes
@@ -188,13 +193,29 @@ func (t *tierIndex) sampleAccess(hit bool, h, size uint64) {
 		t.sampleMisses++
 	}
 	if t.shadow == nil {
-		t.shadow = newShadows(t.capacity, t.sketch)
+		t.shadow = newShadows(t.capacity, t.sketch, t.short)
 	}
-	sampled, lruHit, tlfuHit := t.shadow.access(h, size)
+	sampled, lruHit, tlfuHit, shortHit := t.shadow.access(h, size)
 	if sampled && ((lruHit != hit && t.guardLRU(lruHit)) || (lruHit != tlfuHit && t.guardBoost(tlfuHit))) {
 		// The guard moved the window: start a fresh sample.
 		t.sampleHits, t.sampleMisses = 0, 0
 		return
+	}
+	if a := t.short; a != nil {
+		// The short sketch ages with the tier's page count (within 1/8),
+		// and the shadows score it against the main one.
+		if want := shortAging * max(t.pages, 64); want > a.period+a.period/8 || want < a.period-a.period/8 {
+			a.setPeriod(want)
+		}
+		if sampled && tlfuHit != shortHit {
+			t.shortScore *= shortDecay
+			if shortHit {
+				t.shortScore++
+			} else {
+				t.shortScore--
+			}
+			t.useShort = t.shortScore > 0
+		}
 	}
 	period := 10 * max(uint64(t.pages), 100)
 	if n := t.sampleHits + t.sampleMisses; n >= period {
@@ -302,13 +323,17 @@ func (t *tierIndex) guardBoost(tlfuWon bool) bool {
 // 1% (admission by the tier's sketch). The guard compares the tier with
 // the LRU to tell whether plain recency would do better, and the two
 // shadows with each other to tell, whatever the tier's window is now,
-// whether frequency would.
+// whether frequency would. A third, a W-TinyLFU admitting by the short
+// sketch, tells which sketch the tier's duels should follow.
 type shadows struct {
 	rate     uint64
 	capacity uint64
 	lru      shadowCache
 	tlfu     shadowCache
 	freq     *sketch
+	// a W-TinyLFU admitting by the short sketch, when the tier has one
+	short   *shadowCache
+	shortSk *sketch
 }
 
 // shadowCache is one simulated cache: an LRU window (the whole cache for
@@ -331,8 +356,11 @@ type shadowList struct{ head, tail *shadowNode }
 // shadowPages is about how many pages each shadow tracks at most.
 const shadowPages = 4096
 
-func newShadows(capacity uint64, freq *sketch) *shadows {
-	s := &shadows{rate: 1, capacity: capacity, freq: freq}
+func newShadows(capacity uint64, freq, short *sketch) *shadows {
+	s := &shadows{rate: 1, capacity: capacity, freq: freq, shortSk: short}
+	if short != nil {
+		s.short = &shadowCache{capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), nodes: map[uint64]*shadowNode{}}
+	}
 	s.lru = shadowCache{capacity: capacity, windowCap: capacity, nodes: map[uint64]*shadowNode{}}
 	s.tlfu = shadowCache{capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), nodes: map[uint64]*shadowNode{}}
 	return s
@@ -340,18 +368,24 @@ func newShadows(capacity uint64, freq *sketch) *shadows {
 
 // access simulates one access; it reports whether the page is in the
 // sample and, if so, whether each shadow hit.
-func (s *shadows) access(h, size uint64) (sampled, lruHit, tlfuHit bool) {
+func (s *shadows) access(h, size uint64) (sampled, lruHit, tlfuHit, shortHit bool) {
 	if len(s.lru.nodes)+len(s.tlfu.nodes) > 2*shadowPages && s.capacity/2 > 0 {
 		// Too many pages to follow: sample half as many.
 		s.rate *= 2
 		s.capacity /= 2
 		s.lru.resample(s.rate, s.capacity, s.capacity)
 		s.tlfu.resample(s.rate, s.capacity, uint64(windowFraction*float64(s.capacity)))
+		if s.short != nil {
+			s.short.resample(s.rate, s.capacity, uint64(windowFraction*float64(s.capacity)))
+		}
 	}
 	if (h>>40)%s.rate != 0 {
-		return false, false, false
+		return false, false, false, false
 	}
-	return true, s.lru.access(h, size, nil), s.tlfu.access(h, size, s.freq)
+	if s.short != nil {
+		shortHit = s.short.access(h, size, s.shortSk)
+	}
+	return true, s.lru.access(h, size, nil), s.tlfu.access(h, size, s.freq), shortHit
 }
 
 // resample keeps the pages of the new sample in a cache of the new size.
@@ -808,7 +842,11 @@ func (t *tierIndex) nextVictim(requester PersonaID, keep *pageEntry) *pageEntry 
 	// floor and the victim's is not, on having been used more than once:
 	// a persona must be able to build its floor even beside a louder one.
 	fc := t.sketch.frequency(c.hash)
-	if fc > t.sketch.frequency(v.hash) || (fc >= 2 && t.belowFloor(c.tierCharge, g) && !t.belowFloor(v.tierCharge, g)) {
+	duel := t.sketch
+	if t.useShort {
+		duel = t.short
+	}
+	if duel.frequency(c.hash) > duel.frequency(v.hash) || (fc >= 2 && t.belowFloor(c.tierCharge, g) && !t.belowFloor(v.tierCharge, g)) {
 		t.window.remove(c)
 		t.probation.pushFront(c)
 		c.seg = segProbation

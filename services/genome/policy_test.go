@@ -258,7 +258,7 @@ func TestGuardSequentialTests(t *testing.T) {
 // flushes it from the shadow LRU.
 func TestShadowTinyLFUKeepsTheHotPage(t *testing.T) {
 	sk := newSketch(64)
-	sh := newShadows(100, sk)
+	sh := newShadows(100, sk, nil)
 	const hot = uint64(7) << 40
 	for range 10 {
 		sk.increment(hot)
@@ -271,10 +271,48 @@ func TestShadowTinyLFUKeepsTheHotPage(t *testing.T) {
 		sh.access(h, 1)
 		if i%150 == 149 {
 			sk.increment(hot)
-			_, lruHit, tlfuHit = sh.access(hot, 1)
+			_, lruHit, tlfuHit, _ = sh.access(hot, 1)
 		}
 	}
 	if lruHit || !tlfuHit {
 		t.Fatalf("after the scan: shadow LRU hit = %v (want false), shadow TinyLFU hit = %v (want true)", lruHit, tlfuHit)
+	}
+}
+
+// The short sketch halves after its period, and the first w-tinylfu tier
+// sets that period to shortAging × its pages (within an eighth).
+func TestShortSketchAgesWithTheTier(t *testing.T) {
+	sk := newSketch(64)
+	sk.setPeriod(100)
+	hot := mix64(42)
+	for range 10 {
+		sk.increment(hot)
+	}
+	if f := sk.frequency(hot); f != 10 {
+		t.Fatalf("frequency = %d, want 10", f)
+	}
+	for i := range uint64(90) {
+		sk.increment(mix64(1000 + i))
+	}
+	if f := sk.frequency(hot); f != 5 {
+		t.Fatalf("frequency after the period = %d, want 5 (halved)", f)
+	}
+
+	u := newUnitPages(t, 100, 300)
+	p := newPersona(t, u.s, 1<<40)
+	for i := range 1000 {
+		u.access(t, p, i%300)
+	}
+	u.s.mu.Lock()
+	defer u.s.mu.Unlock()
+	fast := u.s.tiers[0]
+	if fast.short == nil || fast.short != u.s.short {
+		t.Fatal("the Fast w-tinylfu tier has no short sketch")
+	}
+	if want := shortAging * 100; fast.short.period < want*7/8 || fast.short.period > want*9/8 {
+		t.Fatalf("short sketch period = %d, want %d within an eighth", fast.short.period, want)
+	}
+	if u.s.tiers[1].short != nil {
+		t.Fatal("only the first w-tinylfu tier gets a short sketch")
 	}
 }

@@ -14,6 +14,7 @@ type sketch struct {
 	additions  int
 	sampleSize int
 	capacity   int
+	period     int // when set, the halving period (the short sketch)
 }
 
 func newSketch(capacity int) *sketch {
@@ -36,6 +37,9 @@ func (s *sketch) resize(capacity int) {
 	s.mask = uint64(words*16 - 1)
 	s.additions = 0
 	s.sampleSize = 10 * max(capacity, 64)
+	if s.period > 0 {
+		s.sampleSize = s.period
+	}
 }
 
 // ensureCapacity grows the sketch when the manager holds more pages than
@@ -96,3 +100,25 @@ func (s *sketch) halve() {
 	}
 	s.additions /= 2
 }
+
+// setPeriod fixes the halving period at n increments.
+func (s *sketch) setPeriod(n int) {
+	s.period = n
+	s.sampleSize = n
+}
+
+// The short sketch: the first w-tinylfu tier keeps a second sketch, sized
+// like the main one but halved every shortAging × the tier's pages
+// increments (the main one: every 10 × the page table, so on 100,000 pages
+// the top ~7,300 all saturate at 15 and duels at the boundary of a small
+// tier become ties). Which of the two the tier's admission duels follow
+// is decided by the guard's shadows: a third shadow, a W-TinyLFU admitting
+// by the short sketch, is compared with the one admitting by the main
+// sketch on the sampled accesses where they disagree (a decayed score).
+// The floor's hot-set test keeps the main sketch's long memory.
+const (
+	shortAging = 70
+	// shortDecay weighs the shadows' disagreements: about the last
+	// thousand decide.
+	shortDecay = 0.999
+)
