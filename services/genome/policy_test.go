@@ -75,6 +75,7 @@ func TestScanDoesNotFlushTheHotSet(t *testing.T) {
 			total++
 		}
 	}
+	t.Logf("hot-set hits during the scan: %d of %d", hits, total)
 	if ratio := float64(hits) / float64(total); ratio < 0.9 {
 		t.Fatalf("hot-set hit ratio during the scan = %.2f, want at least 0.9 (an LRU would be near 0)", ratio)
 	}
@@ -131,6 +132,7 @@ func TestRecencyTrafficIsNotWorseThanLRU(t *testing.T) {
 	// The tier starts as an LRU and the guard keeps it one: not a hit
 	// fewer than LRU (the previous guard, which started at a 1% window,
 	// was 138 hits short here).
+	t.Logf("recency traffic: %d hits, LRU %d", ours, theirs)
 	if ours < theirs {
 		t.Fatalf("recency traffic: %d hits, LRU %d; the window did not adapt", ours, theirs)
 	}
@@ -166,6 +168,7 @@ func TestPersonaFloor(t *testing.T) {
 			resident++
 		}
 	}
+	t.Logf("the quiet persona keeps %d pages in Fast, hit ratio %d of %d", resident, hits, total)
 	if resident < 20 {
 		t.Fatalf("the quiet persona keeps %d pages in Fast, want about its floor of 25", resident)
 	}
