@@ -213,7 +213,7 @@ func TestCheckDetection(t *testing.T) {
 		{Observer: "n2", Member: "n3", State: StateDead, Since: at(70)},   // nothing explains it
 		{Observer: "n1", Member: "n2", State: StateDead, Since: at(1)},    // before the run
 	}
-	out, det, sus := CheckDetection(faults, trans, nodes, at(5), 6*time.Second, 2*time.Second)
+	out, det, sus := CheckDetection(faults, trans, nodes, at(5), 6*time.Second, 2*time.Second, nil)
 	det.PerS, sus.Examples = nil, nil
 	wantDet := DetectionResult{GoalS: 6, Faults: 2, Detected: 1, Undetected: 1, P50S: 2, MaxS: 2}
 	if diff := cmp.Diff(wantDet, det); diff != "" {
@@ -226,9 +226,22 @@ func TestCheckDetection(t *testing.T) {
 	if diff := cmp.Diff(wantSus, sus); diff != "" {
 		t.Fatalf("suspicions (-want +got):\n%s", diff)
 	}
-	_, det, _ = CheckDetection(faults[:1], trans, nodes, at(5), time.Second, 2*time.Second)
+	_, det, _ = CheckDetection(faults[:1], trans, nodes, at(5), time.Second, 2*time.Second, nil)
 	if det.OK || det.OverGoal != 1 {
 		t.Fatalf("a 2 s detection against a 1 s goal: %+v", det)
+	}
+	// The pause of n3 that n2 never reported: unobservable when n2 answered
+	// no poll while n3 was paused, still undetected when it did.
+	blindN2 := func(o string, from, to time.Time) bool { return o != "n2" || to.Before(at(30)) || from.After(at(40)) }
+	_, det, _ = CheckDetection(faults, trans, nodes, at(5), 6*time.Second, 2*time.Second, blindN2)
+	det.PerS = nil
+	if diff := cmp.Diff(DetectionResult{OK: true, GoalS: 6, Faults: 1, Detected: 1, Unobservable: 1, P50S: 2, MaxS: 2}, det); diff != "" {
+		t.Fatalf("n2 blind during the pause (-want +got):\n%s", diff)
+	}
+	sawN2 := func(string, time.Time, time.Time) bool { return true }
+	_, det, _ = CheckDetection(faults, trans, nodes, at(5), 6*time.Second, 2*time.Second, sawN2)
+	if det.Undetected != 1 || det.Unobservable != 0 {
+		t.Fatalf("n2 answered during the pause and never reported it: %+v", det)
 	}
 }
 

@@ -358,6 +358,13 @@ type DetectionResult struct {
 	Detected   int     `json:"detected"`
 	Undetected int     `json:"undetected"`
 	OverGoal   int     `json:"over_goal"`
+	// Unobservable counts faults whose detection the harness could not
+	// see: every observer that did not report the faulted member DEAD
+	// answered no poll from the fault's start until it was over (in
+	// compose, the router's death makes every other member refuse gated
+	// calls, Members included; docs/RELIABILITY.md). Neither detected nor
+	// undetected, and not counted in Faults.
+	Unobservable int `json:"unobservable"`
 	// Per fault, the time until every other node held the faulted node
 	// DEAD.
 	P50S float64  `json:"p50_s"`
@@ -382,7 +389,15 @@ type SuspicionResult struct {
 // node declared the faulted node DEAD, and classifies every DEAD
 // declaration that no fault explains. grace extends a fault's window past
 // its end for declarations already under way.
-func CheckDetection(faults []FaultRecord, trans []Transition, nodes []string, runStart time.Time, goal, grace time.Duration) ([]FaultRecord, DetectionResult, SuspicionResult) {
+//
+// answered reports whether observer answered a poll between from and to;
+// nil means always.
+func CheckDetection(faults []FaultRecord, trans []Transition, nodes []string, runStart time.Time, goal, grace time.Duration,
+	answered func(observer string, from, to time.Time) bool,
+) ([]FaultRecord, DetectionResult, SuspicionResult) {
+	if answered == nil {
+		answered = func(string, time.Time, time.Time) bool { return true }
+	}
 	dr := DetectionResult{GoalS: goal.Seconds()}
 	var sr SuspicionResult
 	var worst []float64
@@ -392,9 +407,8 @@ func CheckDetection(faults []FaultRecord, trans []Transition, nodes []string, ru
 		if !f.Kind.detectable() || f.Err != "" {
 			continue
 		}
-		dr.Faults++
 		f.Detection = map[string]float64{}
-		all := true
+		all, blind := true, true
 		var slowest float64
 		for _, o := range nodes {
 			if o == f.Node {
@@ -409,12 +423,19 @@ func CheckDetection(faults []FaultRecord, trans []Transition, nodes []string, ru
 			}
 			if first.IsZero() {
 				all = false
+				blind = blind && !answered(o, f.Start, f.End.Add(grace))
 				continue
 			}
 			s := first.Sub(f.Start).Seconds()
 			f.Detection[o] = s
 			slowest = max(slowest, s)
 		}
+		if !all && blind {
+			dr.Unobservable++
+			dr.PerS = append(dr.PerS, fmt.Sprintf("%s %s: unobservable (the observers that did not report it answered no poll until it was over)", f.Kind, f.Node))
+			continue
+		}
+		dr.Faults++
 		if !all {
 			dr.Undetected++
 			dr.PerS = append(dr.PerS, fmt.Sprintf("%s %s: not declared dead by every node", f.Kind, f.Node))

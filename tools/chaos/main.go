@@ -301,7 +301,7 @@ func chaos(ctx context.Context, o options, log *slog.Logger) (_ *Report, err err
 			runtimeRes.Restarted = append(runtimeRes.Restarted, f.Node)
 		}
 	}
-	faults, det, sus := CheckDetection(faults, trans, nodes, runStart, o.goal, 2*time.Second)
+	faults, det, sus := CheckDetection(faults, trans, nodes, runStart, o.goal, 2*time.Second, obs.answered)
 	inv := map[string]any{
 		"durable_delivery":     CheckDurable(acked, subLogs),
 		"audit_refusals":       CheckAudit(refusals, audit),

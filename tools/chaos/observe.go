@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,10 +62,12 @@ type observer struct {
 	last            map[pair]Transition
 	trans           []Transition
 	polls, failures int
+	// answers holds, per node, when its polls succeeded, in order.
+	answers map[string][]time.Time
 }
 
 func newObserver(c Cluster, log *slog.Logger) (*observer, error) {
-	o := &observer{log: log, conns: map[string]*grpc.ClientConn{}, last: map[pair]Transition{}}
+	o := &observer{log: log, conns: map[string]*grpc.ClientConn{}, last: map[pair]Transition{}, answers: map[string][]time.Time{}}
 	for _, n := range c.Nodes() {
 		cc, err := dial(c, c.WatchAddr(n), c.AdminToken())
 		if err != nil {
@@ -130,6 +133,7 @@ func (o *observer) poll(ctx context.Context, node string, client meshv1.MeshServ
 		o.failures++
 		return
 	}
+	o.answers[node] = append(o.answers[node], time.Now())
 	for _, m := range resp.GetMembers() {
 		if m.GetName() == node {
 			continue
@@ -145,6 +149,15 @@ func (o *observer) poll(ctx context.Context, node string, client meshv1.MeshServ
 			o.log.Info("member state", "observer", node, "member", t.Member, "state", t.State, "since", t.Since.Format("15:04:05.000"))
 		}
 	}
+}
+
+// answered reports whether node answered a poll between from and to.
+func (o *observer) answered(node string, from, to time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ts := o.answers[node]
+	i, _ := slices.BinarySearchFunc(ts, from, func(a, b time.Time) int { return a.Compare(b) })
+	return i < len(ts) && !ts[i].After(to)
 }
 
 // transitions returns what was recorded.
