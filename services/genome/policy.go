@@ -328,25 +328,39 @@ func (t *tierIndex) guardBoost(tlfuWon bool) bool {
 type shadows struct {
 	rate     uint64
 	capacity uint64
-	lru      shadowCache
-	tlfu     shadowCache
-	freq     *sketch
+	// every sampled page any shadow holds, once: a sampled access looks
+	// its page up once for the three shadows
+	pages map[uint64]*shadowPage
+	lru   shadowCache
+	tlfu  shadowCache
+	freq  *sketch
 	// a W-TinyLFU admitting by the short sketch, when the tier has one
 	short   *shadowCache
 	shortSk *sketch
 }
 
+// shadowPage is one sampled page: its node in each shadow, and which
+// shadows hold it (bit i for node i).
+type shadowPage struct {
+	h, size uint64
+	in      uint8
+	gone    bool // deleted from pages while the access that holds it runs
+	nodes   [3]shadowNode
+}
+
 // shadowCache is one simulated cache: an LRU window (the whole cache for
 // the LRU) and, for the TinyLFU, a main LRU behind it.
 type shadowCache struct {
+	slot                uint8 // its node in each shadowPage
+	count               int
 	capacity, windowCap uint64
 	used, windowUsed    uint64
-	nodes               map[uint64]*shadowNode
+	pages               map[uint64]*shadowPage
 	window, main        shadowList
 }
 
 type shadowNode struct {
-	h, size    uint64
+	page       *shadowPage
 	inWindow   bool
 	prev, next *shadowNode
 }
@@ -361,45 +375,64 @@ type shadowList struct{ head, tail *shadowNode }
 const shadowPages = 4096
 
 func newShadows(capacity uint64, freq, short *sketch) *shadows {
-	s := &shadows{rate: 1, capacity: capacity, freq: freq, shortSk: short}
+	s := &shadows{rate: 1, capacity: capacity, freq: freq, shortSk: short, pages: map[uint64]*shadowPage{}}
 	if short != nil {
-		s.short = &shadowCache{capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), nodes: map[uint64]*shadowNode{}}
+		s.short = &shadowCache{slot: 2, capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), pages: s.pages}
 	}
-	s.lru = shadowCache{capacity: capacity, windowCap: capacity, nodes: map[uint64]*shadowNode{}}
-	s.tlfu = shadowCache{capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), nodes: map[uint64]*shadowNode{}}
+	s.lru = shadowCache{slot: 0, capacity: capacity, windowCap: capacity, pages: s.pages}
+	s.tlfu = shadowCache{slot: 1, capacity: capacity, windowCap: uint64(windowFraction * float64(capacity)), pages: s.pages}
 	return s
 }
 
 // access simulates one access; it reports whether the page is in the
 // sample and, if so, whether each shadow hit.
 func (s *shadows) access(h, size uint64) (sampled, lruHit, tlfuHit, shortHit bool) {
-	if len(s.lru.nodes)+len(s.tlfu.nodes) > 2*shadowPages && s.capacity/2 > 0 {
+	if s.lru.count+s.tlfu.count > 2*shadowPages && s.capacity/2 > 0 {
 		// Too many pages to follow: sample half as many.
 		s.rate *= 2
 		s.capacity /= 2
-		s.lru.resample(s.rate, s.capacity, s.capacity)
-		s.tlfu.resample(s.rate, s.capacity, uint64(windowFraction*float64(s.capacity)))
+		for k, p := range s.pages {
+			if (k>>40)%s.rate != 0 {
+				for _, c := range []*shadowCache{&s.lru, &s.tlfu, s.short} {
+					if c != nil && p.in&(1<<c.slot) != 0 {
+						c.drop(&p.nodes[c.slot])
+					}
+				}
+			}
+		}
+		s.lru.resize(s.capacity, s.capacity)
+		s.tlfu.resize(s.capacity, uint64(windowFraction*float64(s.capacity)))
 		if s.short != nil {
-			s.short.resample(s.rate, s.capacity, uint64(windowFraction*float64(s.capacity)))
+			s.short.resize(s.capacity, uint64(windowFraction*float64(s.capacity)))
 		}
 	}
 	if (h>>40)%s.rate != 0 {
 		return false, false, false, false
 	}
-	if s.short != nil {
-		shortHit = s.short.access(h, size, s.shortSk)
+	p := s.pages[h]
+	if p == nil {
+		p = &shadowPage{h: h, size: size}
+		s.pages[h] = p
 	}
-	return true, s.lru.access(h, size, nil), s.tlfu.access(h, size, s.freq), shortHit
+	if s.short != nil {
+		shortHit = s.short.access(p, s.shortSk)
+	}
+	lruHit = s.lru.access(p, nil)
+	tlfuHit = s.tlfu.access(p, s.freq)
+	switch {
+	case p.in != 0 && p.gone:
+		s.pages[h] = p
+		p.gone = false
+	case p.in == 0 && !p.gone:
+		delete(s.pages, h)
+		p.gone = true
+	}
+	return true, lruHit, tlfuHit, shortHit
 }
 
-// resample keeps the pages of the new sample in a cache of the new size.
-func (c *shadowCache) resample(rate, capacity, windowCap uint64) {
+// resize shrinks the cache to its new size.
+func (c *shadowCache) resize(capacity, windowCap uint64) {
 	c.capacity, c.windowCap = capacity, windowCap
-	for k, n := range c.nodes {
-		if (k>>40)%rate != 0 {
-			c.drop(n)
-		}
-	}
 	for c.used > c.capacity {
 		c.evictOne()
 	}
@@ -407,8 +440,9 @@ func (c *shadowCache) resample(rate, capacity, windowCap uint64) {
 
 // access simulates one access to the cache: an LRU when freq is nil, a
 // W-TinyLFU admitting by freq otherwise. It reports a hit.
-func (c *shadowCache) access(h, size uint64, freq *sketch) bool {
-	if n := c.nodes[h]; n != nil {
+func (c *shadowCache) access(p *shadowPage, freq *sketch) bool {
+	n := &p.nodes[c.slot]
+	if p.in&(1<<c.slot) != 0 {
 		l := &c.main
 		if n.inWindow {
 			l = &c.window
@@ -417,26 +451,27 @@ func (c *shadowCache) access(h, size uint64, freq *sketch) bool {
 		l.pushFront(n)
 		return true
 	}
-	if size > c.capacity {
+	if p.size > c.capacity {
 		return false
 	}
-	n := &shadowNode{h: h, size: size, inWindow: true}
-	c.nodes[h] = n
+	*n = shadowNode{page: p, inWindow: true}
+	p.in |= 1 << c.slot
+	c.count++
 	c.window.pushFront(n)
-	c.used += size
-	c.windowUsed += size
+	c.used += p.size
+	c.windowUsed += p.size
 	if freq != nil {
 		for c.windowUsed > c.windowCap && c.window.tail != c.window.head {
 			cand := c.window.tail
 			c.window.unlink(cand)
-			c.windowUsed -= cand.size
+			c.windowUsed -= cand.page.size
 			cand.inWindow = false
 			c.main.pushFront(cand)
 			if c.used <= c.capacity {
 				continue
 			}
 			v := c.main.tail
-			if v != cand && freq.frequency(cand.h) <= freq.frequency(v.h) {
+			if v != cand && freq.frequency(cand.page.h) <= freq.frequency(v.page.h) {
 				v = cand
 			}
 			c.drop(v)
@@ -457,14 +492,20 @@ func (c *shadowCache) evictOne() {
 }
 
 func (c *shadowCache) drop(n *shadowNode) {
+	p := n.page
 	if n.inWindow {
 		c.window.unlink(n)
-		c.windowUsed -= n.size
+		c.windowUsed -= p.size
 	} else {
 		c.main.unlink(n)
 	}
-	c.used -= n.size
-	delete(c.nodes, n.h)
+	c.used -= p.size
+	c.count--
+	p.in &^= 1 << c.slot
+	if p.in == 0 && !p.gone {
+		delete(c.pages, p.h)
+		p.gone = true
+	}
 }
 
 func (l *shadowList) pushFront(n *shadowNode) {
