@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
@@ -131,6 +132,18 @@ func (e *event) seal(seq uint64) error {
 	protowire.AppendVarint(head, seq)
 	e.enc = e.body[start:]
 	return nil
+}
+
+// payloadStruct decodes the payload of a sealed event from its encoding
+// (a retained event keeps no decoded payload; see event). An encoding
+// that does not decode, which the service never writes, reads as an empty
+// payload.
+func (e *event) payloadStruct() *structpb.Struct {
+	var d eventsv1.Delivery
+	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.enc, &d); err != nil || d.GetPayload() == nil {
+		return &structpb.Struct{}
+	}
+	return d.GetPayload()
 }
 
 // encoded returns the shared encoding (see above).

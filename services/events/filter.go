@@ -71,6 +71,15 @@ func compileFilter(st *structpb.Struct) (filter, error) {
 	return f, nil
 }
 
+// matchEvent is match for a retained event, whose payload is decoded from
+// its encoding only when the filter has fields to compare.
+func (f *filter) matchEvent(ev *event) bool {
+	if len(f.fields) == 0 {
+		return true
+	}
+	return f.match(ev.payloadStruct())
+}
+
 // match reports whether payload has every field of the filter with an
 // equal value. A null in the filter matches a null field, not a missing one.
 func (f *filter) match(payload *structpb.Struct) bool {

@@ -16,7 +16,16 @@ type event struct {
 	node      string
 	msgID     string
 	headers   map[string]string
-	payload   *structpb.Struct
+	// payload is the published payload while the event is being
+	// published: encodeEvent reads it, and fan-out reads it for the live
+	// subscriptions' filters, both under the stream's lock, which clears
+	// it before anyone else can see the event. A retained event keeps only
+	// its encoding: a Struct is a tree of maps and Values the collector
+	// must trace on every cycle, for every event in every ring (at 10k
+	// events/s it put the 1 KB publish->deliver p99 over 2 ms), and the
+	// encoding is bytes it does not look into. Filters of subscriptions
+	// catching up read payloadStruct, decoded from the encoding.
+	payload *structpb.Struct
 
 	// body and enc are the event's shared encoding (see encode.go): body
 	// with room for the stream sequence in front, enc the complete bytes

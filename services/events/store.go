@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
 )
@@ -322,12 +321,8 @@ func decodeRecord(seq uint64, body []byte) (*event, error) {
 		node:      d.GetPublisherNode(),
 		msgID:     d.GetMsgId(),
 		headers:   d.GetHeaders(),
-		payload:   d.GetPayload(),
 	}
-	if ev.payload == nil {
-		ev.payload = &structpb.Struct{}
-	}
-	// The record is the event's delivery encoding already.
+	// The payload stays encoded (see event). The record is the event's delivery encoding already.
 	ev.enc = bytes.Clone(body)
 	return ev, nil
 }

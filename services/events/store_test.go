@@ -88,7 +88,7 @@ func TestLogReadsAcrossSegments(t *testing.T) {
 		if err != nil || len(evs) != 1 {
 			t.Fatal(err)
 		}
-		if got := evs[0]; got.msgID != "m100" || got.topic != "t:x" || got.payload.GetFields()["seq"].GetNumberValue() != 100 {
+		if got := evs[0]; got.msgID != "m100" || got.topic != "t:x" || got.payloadStruct().GetFields()["seq"].GetNumberValue() != 100 {
 			t.Errorf("record 100 decoded as %+v", got)
 		}
 	}

@@ -171,7 +171,9 @@ func (st *stream) submit(ev *event) pending {
 		if ev.msgID != "" {
 			st.dedup.add(ev.msgID, ev.seq, ev.at, nil)
 		}
-		return pending{res: publishResult{seq: ev.seq, delivered: st.fanout(st, ev)}}
+		n := st.fanout(st, ev)
+		ev.payload = nil // retained as its encoding only (see event)
+		return pending{res: publishResult{seq: ev.seq, delivered: n}}
 	}
 	if st.failed != nil {
 		return pending{err: st.failed}
@@ -242,6 +244,7 @@ func (st *stream) commitPending() {
 					st.dedup.committed(ev.msgID, ev.seq)
 				}
 				b.delivered[i] = st.fanout(st, ev)
+				ev.payload = nil // retained as its encoding only (see event)
 			}
 		}
 		st.mu.Unlock()

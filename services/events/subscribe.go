@@ -70,7 +70,7 @@ func (s *Service) subscribe(ctx context.Context, req *eventsv1.SubscribeRequest,
 			}
 			pos = startAfter
 		} else {
-			pos, err = st.startForLastN(lastN, func(ev *event) bool { return sel.Match(ev.topic) && f.match(ev.payload) })
+			pos, err = st.startForLastN(lastN, func(ev *event) bool { return sel.Match(ev.topic) && f.matchEvent(ev) })
 			if err != nil {
 				return err
 			}
@@ -224,7 +224,7 @@ func (x *sender) catchUp(ctx context.Context, st *stream, pos uint64) error {
 			if !x.sub.sel.Match(ev.topic) {
 				continue
 			}
-			if !x.sub.filter.match(ev.payload) {
+			if !x.sub.filter.matchEvent(ev) {
 				x.sub.filtered.Add(1)
 				continue
 			}
