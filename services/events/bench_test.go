@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/rpc/rpctest"
 	"github.com/continuum-mesh/continuum/pkg/topic"
 	eventsv1 "github.com/continuum-mesh/continuum/proto/continuum/events/v1"
+	"github.com/continuum-mesh/continuum/tools/bench/cputime"
 )
 
 // These benchmarks measure the service's own publish path (validation,
@@ -191,7 +191,7 @@ func benchDeliverGRPC(b *testing.B, fan, batch, size int) {
 					b.Error(err)
 					return
 				}
-				n += countFrameDeliveries(f.b)
+				n += DeliveriesInFrame(f.b)
 			}
 		}()
 	}
@@ -217,7 +217,7 @@ func benchDeliverGRPC(b *testing.B, fan, batch, size int) {
 		reqs[i] = one
 	}
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	for n := b.N; n > 0; n -= min(n, 64) {
 		if err := pub.Send(&eventsv1.PublishStreamRequest{Publishes: reqs[:min(n, 64)]}); err != nil {
@@ -232,7 +232,7 @@ func benchDeliverGRPC(b *testing.B, fan, batch, size int) {
 	}
 	got.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // rawFrame is one undecoded message.
@@ -253,35 +253,6 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func (rawCodec) Name() string { return "proto" }
-
-// countFrameDeliveries counts the deliveries in an encoded
-// SubscribeResponse: field 2 is one delivery, field 4 a batch.
-func countFrameDeliveries(b []byte) int {
-	num, _, n := protowire.ConsumeTag(b)
-	if n < 0 {
-		return 0
-	}
-	v, m := protowire.ConsumeBytes(b[n:])
-	if m < 0 {
-		return 0
-	}
-	switch num {
-	case 2:
-		return 1
-	case 4:
-		count := 0
-		for len(v) > 0 {
-			_, _, k := protowire.ConsumeField(v)
-			if k < 0 {
-				break
-			}
-			count++
-			v = v[k:]
-		}
-		return count
-	}
-	return 0
-}
 
 // BenchmarkSendDeliveries is the server's side of sending 64 ready 1 KB
 // (or 16 B) events to one subscription, up to the bytes gRPC would write:

@@ -134,6 +134,37 @@ func (e *event) seal(seq uint64) error {
 	return nil
 }
 
+// DeliveriesInFrame counts the deliveries in one encoded SubscribeResponse
+// (a delivery, or a batch of them) without decoding them, for a client
+// that reads raw frames; 0 for an ack, a lag notice or bytes that are not
+// a SubscribeResponse.
+func DeliveriesInFrame(b []byte) int {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 || typ != protowire.BytesType {
+		return 0
+	}
+	v, m := protowire.ConsumeBytes(b[n:])
+	if m < 0 {
+		return 0
+	}
+	switch num {
+	case respDelivery:
+		return 1
+	case respBatch:
+		count := 0
+		for len(v) > 0 {
+			_, _, k := protowire.ConsumeField(v)
+			if k < 0 {
+				break
+			}
+			count++
+			v = v[k:]
+		}
+		return count
+	}
+	return 0
+}
+
 // payloadStruct decodes the payload of a sealed event from its encoding
 // (a retained event keeps no decoded payload; see event). An encoding
 // that does not decode, which the service never writes, reads as an empty

@@ -94,3 +94,31 @@ func (e *event) delivery(subID string, seq uint64) *eventsv1.Delivery {
 		MsgId:          e.msgID,
 	}
 }
+
+func TestDeliveriesInFrame(t *testing.T) {
+	t.Parallel()
+	d := &eventsv1.Delivery{SubscriptionId: "s", Sequence: 1, Topic: "a"}
+	frame := func(r *eventsv1.SubscribeResponse) []byte {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want int
+	}{
+		{"one delivery", frame(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Delivery{Delivery: d}}), 1},
+		{"a batch of three", frame(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Batch{Batch: &eventsv1.DeliveryBatch{Deliveries: []*eventsv1.Delivery{d, d, d}}}}), 3},
+		{"an ack", frame(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Ack{Ack: &eventsv1.SubscribeAck{SubscriptionId: "s"}}}), 0},
+		{"a lag notice", frame(&eventsv1.SubscribeResponse{Kind: &eventsv1.SubscribeResponse_Lag{Lag: &eventsv1.Lag{Missed: 2}}}), 0},
+		{"garbage", []byte{0xff, 0xff, 0xff}, 0},
+		{"empty", nil, 0},
+	} {
+		if got := DeliveriesInFrame(tc.b); got != tc.want {
+			t.Errorf("%s: %d deliveries, want %d", tc.name, got, tc.want)
+		}
+	}
+}

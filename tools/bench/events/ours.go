@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -334,7 +333,7 @@ func (o *ours) subscribeRaw(ctx context.Context, topic string, batch int, fn fun
 			if err := stream.RecvMsg(&f); err != nil {
 				return
 			}
-			for i := countDeliveries(f.b); i > 0; i-- {
+			for i := evsvc.DeliveriesInFrame(f.b); i > 0; i-- {
 				if !fn() {
 					return
 				}
@@ -429,35 +428,6 @@ func (o *ours) deliverLatency(ctx context.Context, topic string, streamed bool) 
 		defer mu.Unlock()
 		return rateResult{sent: sent, lat: lat}, nil
 	}
-}
-
-// countDeliveries counts the deliveries in an encoded SubscribeResponse
-// without decoding them.
-func countDeliveries(b []byte) int {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || typ != protowire.BytesType {
-		return 0
-	}
-	v, m := protowire.ConsumeBytes(b[n:])
-	if m < 0 {
-		return 0
-	}
-	switch num {
-	case 2:
-		return 1
-	case 4:
-		count := 0
-		for len(v) > 0 {
-			_, _, k := protowire.ConsumeField(v)
-			if k < 0 {
-				break
-			}
-			count++
-			v = v[k:]
-		}
-		return count
-	}
-	return 0
 }
 
 func (o *ours) fanout(ctx context.Context, size, n, fan, workers int, raw bool, batch int) (rateResult, error) {
