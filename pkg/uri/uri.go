@@ -15,7 +15,8 @@
 //     input (case-insensitive "airc"); any other scheme is
 //     URI_UNKNOWN_SCHEME. "airc:" not followed by "//" is also
 //     URI_UNKNOWN_SCHEME, rather than a bare path whose first segment happens
-//     to be "airc:". Other colons before the first "/" are part of a bare
+//     to be "airc:". Such a path is written "airc:///airc:x", and String
+//     renders it that way (found by FuzzParse). Other colons before the first "/" are part of a bare
 //     path, so event topics such as "data:chat:created" parse as Local.
 //   - A path never starts with "/": "/x" in the bare form and "airc://p//x"
 //     are URI_INVALID_PATH (use "x" or "airc:///x"). A trailing "/" is kept.
@@ -441,15 +442,26 @@ func isName(s string) bool {
 	return !dotsOnly
 }
 
-// String renders the canonical form: Local in the bare form, everything
+// bareReadsBack reports whether a Local path written in the bare form
+// parses back as that path: not when it would read as a scheme ("AirC:",
+// "airc:x"), which the bare form refuses; such a path renders as
+// "airc:///AirC:".
+func bareReadsBack(path string) bool {
+	rest, scheme, r, _ := splitScheme(path)
+	return !scheme && r == "" && rest == path
+}
+
+// String renders the canonical form: Local in the bare form (unless the
+// path would read as a scheme there, see bareReadsBack), everything
 // else as airc://. For every URI returned by Parse, Parse(u.String())
 // returns u. The result for a URI that Parse could not have returned (for
 // example the zero URI, which has no path) is unspecified.
 func (u URI) String() string {
 	var auth1, auth2, auth3, auth4, auth5 string
+	bare := u.Kind == KindLocal && bareReadsBack(u.Path)
 	switch u.Kind {
 	case KindLocal:
-		if u.Query == "" && u.Fragment == "" {
+		if u.Query == "" && u.Fragment == "" && bare {
 			return u.Path
 		}
 	case KindRoom:
@@ -469,7 +481,7 @@ func (u URI) String() string {
 	var b strings.Builder
 	b.Grow(len("airc:///") + len(auth1) + len(auth2) + len(auth3) + len(auth4) + len(auth5) +
 		len(u.Path) + 1 + len(u.Query) + 1 + len(u.Fragment))
-	if u.Kind != KindLocal {
+	if !bare {
 		b.WriteString("airc://")
 		b.WriteString(auth1)
 		b.WriteString(auth2)

@@ -336,6 +336,11 @@ func TestString(t *testing.T) {
 		{"airc://room:" + strings.ToUpper(roomID) + ":web/render/start", "airc://room:" + roomID + ":web/render/start"},
 		{"airc://room:" + roomID + "/render/start?", "airc://room:" + roomID + "/render/start"},
 		{"cognition/genome/lora:ts/", "cognition/genome/lora:ts/"},
+		// A Local path that would read as a scheme in the bare form keeps
+		// the airc:/// prefix (FuzzParse found "AirC:///AirC:").
+		{"AirC:///AirC:", "airc:///AirC:"},
+		{"airc:///airc:x/y?q", "airc:///airc:x/y?q"},
+		{"airc:///air:x", "air:x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
