@@ -31,6 +31,20 @@ func TestDrainEndsSubscriptions(t *testing.T) {
 	m.Start("far", nodetest.Options{Services: []string{"router", "events"}, Policy: policyOpen})
 	m.WaitMembers(4, 15*time.Second)
 
+	// subscribeEvents opens an events subscription on n (served there, or
+	// proxied to the node that runs events) and returns its next Recv.
+	subscribeEvents := func(ctx context.Context, n *nodetest.Node) (func() error, error) {
+		sub, err := eventsv1.NewEventsServiceClient(m.Dial(n, nodetest.AdminToken)).Subscribe(ctx, &eventsv1.SubscribeRequest{
+			Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "drain:>"},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if msg, err := sub.Recv(); err != nil || msg.GetAck() == nil {
+			t.Fatalf("first message %v, %v; want the ack", msg, err)
+		}
+		return func() error { _, err := sub.Recv(); return err }, nil
+	}
 	cases := []struct {
 		name   string
 		node   *nodetest.Node
@@ -39,18 +53,7 @@ func TestDrainEndsSubscriptions(t *testing.T) {
 	}{
 		{
 			name: "served here", node: local, reason: events.ReasonShuttingDown,
-			open: func(ctx context.Context, n *nodetest.Node) (func() error, error) {
-				sub, err := eventsv1.NewEventsServiceClient(m.Dial(n, nodetest.AdminToken)).Subscribe(ctx, &eventsv1.SubscribeRequest{
-					Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "drain:>"},
-				})
-				if err != nil {
-					return nil, err
-				}
-				if msg, err := sub.Recv(); err != nil || msg.GetAck() == nil {
-					t.Fatalf("first message %v, %v; want the ack", msg, err)
-				}
-				return func() error { _, err := sub.Recv(); return err }, nil
-			},
+			open: subscribeEvents,
 		},
 		{
 			name: "relayed by the router from another node", node: relay, reason: rpc.ReasonDraining,
@@ -68,18 +71,7 @@ func TestDrainEndsSubscriptions(t *testing.T) {
 		},
 		{
 			name: "proxied to the node that runs events", node: proxy, reason: rpc.ReasonDraining,
-			open: func(ctx context.Context, n *nodetest.Node) (func() error, error) {
-				sub, err := eventsv1.NewEventsServiceClient(m.Dial(n, nodetest.AdminToken)).Subscribe(ctx, &eventsv1.SubscribeRequest{
-					Selector: &eventsv1.SubscribeRequest_Pattern{Pattern: "drain:>"},
-				})
-				if err != nil {
-					return nil, err
-				}
-				if msg, err := sub.Recv(); err != nil || msg.GetAck() == nil {
-					t.Fatalf("first message %v, %v; want the ack", msg, err)
-				}
-				return func() error { _, err := sub.Recv(); return err }, nil
-			},
+			open: subscribeEvents,
 		},
 	}
 	for _, c := range cases {

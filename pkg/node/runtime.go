@@ -37,19 +37,25 @@ type RuntimeTuning struct {
 // unless GOMEMLIMIT is set, a soft memory limit of 90% of the container's
 // memory limit when the process runs under a cgroup with one, so a larger
 // GC target never runs a container into its OOM killer. It is for a
-// binary's main (it changes process-wide settings) and returns what it
-// applied.
-func TuneRuntime(gcPercent int, log *slog.Logger) RuntimeTuning {
+// binary's main, or a benchmark that runs a node the way the binary does
+// (it changes process-wide settings). It returns what it applied and a
+// function that puts back the settings in force before.
+func TuneRuntime(gcPercent int, log *slog.Logger) (RuntimeTuning, func()) {
+	prevGC, prevLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(prevGC)
+	restore := func() {
+		debug.SetGCPercent(prevGC)
+		debug.SetMemoryLimit(prevLimit)
+	}
 	var t RuntimeTuning
 	if os.Getenv("GOGC") != "" {
-		t.GCPercent, t.GCPercentFrom = debug.SetGCPercent(-1), "GOGC"
-		debug.SetGCPercent(t.GCPercent)
+		t.GCPercent, t.GCPercentFrom = prevGC, "GOGC"
 	} else {
 		debug.SetGCPercent(gcPercent)
 		t.GCPercent, t.GCPercentFrom = gcPercent, "flag"
 	}
 	if os.Getenv("GOMEMLIMIT") != "" {
-		t.MemoryLimit, t.MemoryLimitFrom = debug.SetMemoryLimit(-1), "GOMEMLIMIT"
+		t.MemoryLimit, t.MemoryLimitFrom = prevLimit, "GOMEMLIMIT"
 	} else if limit, ok := cgroupMemoryLimit(); ok {
 		t.MemoryLimit, t.MemoryLimitFrom = limit/10*9, "cgroup"
 		debug.SetMemoryLimit(t.MemoryLimit)
@@ -58,7 +64,7 @@ func TuneRuntime(gcPercent int, log *slog.Logger) RuntimeTuning {
 		log.Info("runtime tuned", "gc_percent", t.GCPercent, "gc_percent_from", t.GCPercentFrom,
 			"memory_limit_bytes", t.MemoryLimit, "memory_limit_from", t.MemoryLimitFrom)
 	}
-	return t
+	return t, restore
 }
 
 // cgroupMemoryLimit reads the memory limit of the process's cgroup (v2,

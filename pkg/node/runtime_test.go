@@ -38,7 +38,7 @@ func TestTuneRuntime(t *testing.T) {
 
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	got := TuneRuntime(250, nil)
+	got, _ := TuneRuntime(250, nil)
 	if got.GCPercent != 250 || got.GCPercentFrom != "flag" {
 		t.Fatalf("with GOGC unset: %+v, want 250 from the flag", got)
 	}
@@ -51,11 +51,16 @@ func TestTuneRuntime(t *testing.T) {
 
 	debug.SetGCPercent(150) // as if the runtime had read GOGC=150
 	t.Setenv("GOGC", "150")
-	got = TuneRuntime(400, nil)
+	got, restore := TuneRuntime(400, nil)
 	if got.GCPercent != 150 || got.GCPercentFrom != "GOGC" {
 		t.Fatalf("with GOGC=150: %+v, want 150 from GOGC", got)
 	}
 	if now := debug.SetGCPercent(150); now != 150 {
 		t.Fatalf("TuneRuntime overrode GOGC: target %d", now)
+	}
+	debug.SetGCPercent(300)
+	restore()
+	if now := debug.SetGCPercent(150); now != 150 {
+		t.Fatalf("restore left the collector target at %d, want the 150 in force before", now)
 	}
 }

@@ -26,7 +26,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -131,13 +130,8 @@ func measure(args []string, out io.Writer, res *Result) error {
 	// The events service runs with the collector settings the binary
 	// gives a node; the embedded NATS server shares the process and so
 	// the setting. The process gets its own back afterwards.
-	prevGC, prevLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
-	debug.SetGCPercent(prevGC)
-	tuned := node.TuneRuntime(*gcPercent, nil)
-	defer func() {
-		debug.SetGCPercent(prevGC)
-		debug.SetMemoryLimit(prevLimit)
-	}()
+	tuned, restore := node.TuneRuntime(*gcPercent, nil)
+	defer restore()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -125,13 +124,8 @@ func Measure(ctx context.Context, o Options) (res Result, err error) {
 	}
 	// The node runs with the collector settings the binary gives it, and
 	// the process gets its own back afterwards.
-	prevGC, prevLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
-	debug.SetGCPercent(prevGC)
-	tuned := node.TuneRuntime(o.GCPercent, nil)
-	defer func() {
-		debug.SetGCPercent(prevGC)
-		debug.SetMemoryLimit(prevLimit)
-	}()
+	tuned, restore := node.TuneRuntime(o.GCPercent, nil)
+	defer restore()
 	res = Result{QPS: o.QPS, GCPercent: tuned.GCPercent}
 	// In process: the router called through the node's in-process
 	// connection, on behalf of the admin, every interceptor included.
