@@ -166,7 +166,14 @@ func (r *roster) goneLocked(name string) State {
 		r.members[name] = m
 	}
 	if m.State != Left && m.State != Dead {
+		// A member that announced it was draining (Mesh.Drain, gossiped
+		// before it hands off and leaves) and is now gone has left, even
+		// when its leave notice did not reach this node: recording it
+		// DEAD would make its keys OWNER_DOWN after a graceful hand-off.
 		m.State = Dead
+		if m.Draining {
+			m.State = Left
+		}
 		m.Since = r.now()
 	}
 	return m.State

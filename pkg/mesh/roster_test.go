@@ -568,3 +568,20 @@ func TestPoolClosesByState(t *testing.T) {
 		t.Error("put on a closed pool succeeded")
 	}
 }
+
+// TestDrainingMemberGoneIsLeft: a member that announced draining and then
+// disappears without its leave notice reaching this node is LEFT, not
+// DEAD (compose scale-down: the notice can be lost; DEAD would make its
+// handed-off keys OWNER_DOWN).
+func TestDrainingMemberGoneIsLeft(t *testing.T) {
+	t.Parallel()
+	r := newRoster("self", time.Now, time.Minute)
+	r.members["a"] = &Member{Name: "a", State: Alive, Draining: true}
+	r.members["b"] = &Member{Name: "b", State: Alive}
+	if st := r.gone("a"); st != Left {
+		t.Fatalf("draining member gone: %v, want LEFT", st)
+	}
+	if st := r.gone("b"); st != Dead {
+		t.Fatalf("member gone without draining: %v, want DEAD", st)
+	}
+}
