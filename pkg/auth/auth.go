@@ -74,29 +74,32 @@ func (p Principal) Node() string {
 // String returns the principal's name.
 func (p Principal) String() string { return p.Name }
 
-type hopKey struct{}
+type identityKey struct{}
 
-type callerKey struct{}
+// identity is what the server interceptors learned about a call: one
+// context value for both principals.
+type identity struct {
+	hop, caller Principal
+}
 
 // WithIdentity returns ctx carrying the hop and the caller. The server
 // interceptors call it; tests may too.
 func WithIdentity(ctx context.Context, hop, caller Principal) context.Context {
-	ctx = context.WithValue(ctx, hopKey{}, hop)
-	return context.WithValue(ctx, callerKey{}, caller)
+	return context.WithValue(ctx, identityKey{}, &identity{hop: hop, caller: caller})
 }
 
 // Hop returns the principal on the other end of the connection.
 func Hop(ctx context.Context) Principal {
-	if p, ok := ctx.Value(hopKey{}).(Principal); ok {
-		return p
+	if id, ok := ctx.Value(identityKey{}).(*identity); ok {
+		return id.hop
 	}
 	return AnonymousPrincipal
 }
 
 // Caller returns the principal a call is made on behalf of.
 func Caller(ctx context.Context) Principal {
-	if p, ok := ctx.Value(callerKey{}).(Principal); ok {
-		return p
+	if id, ok := ctx.Value(identityKey{}).(*identity); ok {
+		return id.caller
 	}
 	return AnonymousPrincipal
 }
@@ -114,8 +117,11 @@ const (
 // for caller. Only a mesh peer's metadata is believed, so this is useless
 // (and refused) on a connection that is not an authenticated mesh hop.
 func OnBehalfOf(ctx context.Context, caller Principal) context.Context {
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
+	if len(metadata.ValueFromOutgoingContext(ctx, CallerHeader)) == 0 {
+		return metadata.AppendToOutgoingContext(ctx, CallerHeader, EncodeCaller(caller))
+	}
+	// Replace the caller already named.
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy
 	md.Set(CallerHeader, EncodeCaller(caller))
 	return metadata.NewOutgoingContext(ctx, md)
 }

@@ -515,6 +515,20 @@ func (m *Mesh) Resolve(service, key string) (Member, error) {
 	return m.pick(service)
 }
 
+// ResolveName is Resolve's member name. It answers this node, without
+// copying the roster, when this node serves an unsharded service, which
+// is what most local calls find.
+func (m *Mesh) ResolveName(service, key string) (string, error) {
+	if key == "" && m.roster.serves(m.cfg.Node, service) {
+		return m.cfg.Node, nil
+	}
+	mm, err := m.Resolve(service, key)
+	if err != nil {
+		return "", err
+	}
+	return mm.Name, nil
+}
+
 // pick chooses the member ServiceConn calls: this node when it serves the
 // service, else the rendezvous winner for this node's name among the live
 // members serving it. Each caller thus sticks to one member (connections

@@ -322,6 +322,14 @@ func (r *roster) snapshot(keep func(*Member) bool) []Member {
 	return out
 }
 
+// serves reports whether the member name is live and serves service.
+func (r *roster) serves(name, service string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[name]
+	return ok && m.State.live() && m.Serves(service)
+}
+
 // get returns a copy of one member.
 func (r *roster) get(name string) (Member, bool) {
 	r.mu.Lock()

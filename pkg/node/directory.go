@@ -53,11 +53,11 @@ func (d directory) RoomMembers(room string) ([]string, error) {
 }
 
 func (d directory) ServiceMember(service string) (string, error) {
-	m, err := d.m.Resolve(service, "")
+	name, err := d.m.ResolveName(service, "")
 	if err != nil {
 		return "", mesh.ToStatus(err)
 	}
-	return m.Name, nil
+	return name, nil
 }
 
 func (d directory) Owner(service, key string) (string, error) {

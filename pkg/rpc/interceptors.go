@@ -159,14 +159,6 @@ func NodeFromCert(cert *x509.Certificate) string {
 	return cert.Subject.CommonName
 }
 
-func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	return grpcauth.UnaryServerInterceptor(a.authenticate)(ctx, req, info, h)
-}
-
-func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	return grpcauth.StreamServerInterceptor(a.authenticate)(srv, ss, info, h)
-}
-
 // logger adapts slog to the logging interceptor.
 func logger(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -135,7 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	unary := []grpc.UnaryServerInterceptor{
 		recoverUnary(deps.Logger),
 		logUnary(deps.Logger),
-		a.unary,
+		grpcauth.UnaryServerInterceptor(a.authenticate),
 		mapErrorsUnary(deps.Logger),
 	}
 	s.unaryChain = chainUnary(unary)
@@ -158,7 +160,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			recoverStream(deps.Logger),
 			logStream(deps.Logger),
 			s.endOnDrain,
-			a.stream,
+			grpcauth.StreamServerInterceptor(a.authenticate),
 			mapErrorsStream(deps.Logger),
 		),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -7,6 +7,7 @@ package telemetry
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,8 +40,31 @@ const (
 	maxAncestry     = 16
 )
 
-// Propagator carries W3C trace context and baggage (the URI ancestry).
-var Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+// Propagator carries W3C trace context and baggage, with the URI ancestry
+// as the baggage member continuum.ancestry.
+var Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, ancestryBaggage{})
+
+// ancestryBaggage is the W3C baggage propagator, injecting the ancestry
+// WithCommand recorded in the context as the continuum.ancestry member.
+// Inside a process the ancestry is a plain context value; it becomes
+// baggage (a map copy and a string join) only when a call leaves.
+type ancestryBaggage struct{ propagation.Baggage }
+
+func (p ancestryBaggage) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
+	if a, ok := ctx.Value(ancestryKey{}).(*ancestry); ok {
+		if m, err := baggage.NewMemberRaw(baggageAncestry, strings.Join(a.uris, ancestrySep)); err == nil {
+			if b, err := baggage.FromContext(ctx).SetMember(m); err == nil {
+				ctx = baggage.ContextWithBaggage(ctx, b)
+			}
+		}
+	}
+	p.Baggage.Inject(ctx, carrier)
+}
+
+type ancestryKey struct{}
+
+// ancestry is the command URIs that led to a context, outermost first.
+type ancestry struct{ uris []string }
 
 // Telemetry is a node's tracer provider, probe hub and log level.
 type Telemetry struct {
@@ -85,8 +109,13 @@ func (t *Telemetry) DialOptions() []grpc.DialOption {
 // Tracer returns a tracer of the node.
 func (t *Telemetry) Tracer(name string) trace.Tracer { return t.Provider.Tracer(name) }
 
-// Ancestry returns the command URIs that led to ctx, outermost first.
+// Ancestry returns the command URIs that led to ctx, outermost first: as
+// WithCommand recorded them in this process, else as the baggage of the
+// call that brought ctx here.
 func Ancestry(ctx context.Context) []string {
+	if a, ok := ctx.Value(ancestryKey{}).(*ancestry); ok {
+		return slices.Clip(a.uris)
+	}
 	v := baggage.FromContext(ctx).Member(baggageAncestry).Value()
 	if v == "" {
 		return nil
@@ -96,7 +125,8 @@ func Ancestry(ctx context.Context) []string {
 
 // WithCommand records that ctx now runs the command uri: the current span
 // gets the URI, route kind and ancestry attributes, and calls made with the
-// returned context carry the ancestry to the next hop.
+// returned context carry the ancestry to the next hop (as baggage, once a
+// call leaves the process).
 func WithCommand(ctx context.Context, uri, routeKind string) context.Context {
 	anc := append(Ancestry(ctx), uri)
 	if len(anc) > maxAncestry {
@@ -105,15 +135,7 @@ func WithCommand(ctx context.Context, uri, routeKind string) context.Context {
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(AttrURI.String(uri), AttrRouteKind.String(routeKind), AttrAncestry.StringSlice(anc[:len(anc)-1]))
 	}
-	m, err := baggage.NewMemberRaw(baggageAncestry, strings.Join(anc, ancestrySep))
-	if err != nil {
-		return ctx
-	}
-	b, err := baggage.FromContext(ctx).SetMember(m)
-	if err != nil {
-		return ctx
-	}
-	return baggage.ContextWithBaggage(ctx, b)
+	return context.WithValue(ctx, ancestryKey{}, &ancestry{uris: anc})
 }
 
 // Event records a probe of class on the current span (a span event), e.g. a

@@ -2,7 +2,11 @@ package telemetry_test
 
 import (
 	"context"
+	"slices"
 	"testing"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -72,5 +76,52 @@ func TestSpansRecordedOnlyWhenConsumed(t *testing.T) {
 	s.End()
 	if got := len(rec.Ended()); got != 1 {
 		t.Fatalf("exporter got %d spans, want 1: with an exporter every span is recorded", got)
+	}
+}
+
+// TestAncestryCrossesTheWire: the ancestry WithCommand records in the
+// context leaves with a call as the W3C baggage member continuum.ancestry,
+// beside any other baggage, and the next hop reads and extends it.
+func TestAncestryCrossesTheWire(t *testing.T) {
+	t.Parallel()
+	other, err := baggage.NewMemberRaw("tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := baggage.New(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := baggage.ContextWithBaggage(context.Background(), b)
+	ctx = telemetry.WithCommand(ctx, "airc://maya/genome/page-in", "ROUTE_KIND_PEER")
+	ctx = telemetry.WithCommand(ctx, "airc://ada/debug/get-log-level", "ROUTE_KIND_PEER")
+	if got := telemetry.Ancestry(ctx); !slices.Equal(got, []string{"airc://maya/genome/page-in", "airc://ada/debug/get-log-level"}) {
+		t.Fatalf("in-process ancestry = %q", got)
+	}
+
+	carrier := propagation.MapCarrier{}
+	telemetry.Propagator.Inject(ctx, carrier)
+	far := telemetry.Propagator.Extract(context.Background(), carrier)
+	if got := baggage.FromContext(far).Member("tenant").Value(); got != "acme" {
+		t.Fatalf("other baggage lost on the wire: tenant = %q (header %q)", got, carrier.Get("baggage"))
+	}
+	if got := telemetry.Ancestry(far); !slices.Equal(got, []string{"airc://maya/genome/page-in", "airc://ada/debug/get-log-level"}) {
+		t.Fatalf("ancestry after the wire = %q (header %q)", got, carrier.Get("baggage"))
+	}
+	next := telemetry.WithCommand(far, "airc://bo/mesh/members", "ROUTE_KIND_PEER")
+	if got := telemetry.Ancestry(next); len(got) != 3 || got[2] != "airc://bo/mesh/members" {
+		t.Fatalf("extended ancestry = %q", got)
+	}
+	// Extending one context twice must not let the branches share storage.
+	a := telemetry.WithCommand(ctx, "airc://x/a/b", "ROUTE_KIND_PEER")
+	c := telemetry.WithCommand(ctx, "airc://x/c/d", "ROUTE_KIND_PEER")
+	if telemetry.Ancestry(a)[2] != "airc://x/a/b" || telemetry.Ancestry(c)[2] != "airc://x/c/d" {
+		t.Fatalf("sibling ancestries share storage: %q, %q", telemetry.Ancestry(a), telemetry.Ancestry(c))
+	}
+	// Without a command, nothing is injected but the other baggage.
+	plain := propagation.MapCarrier{}
+	telemetry.Propagator.Inject(baggage.ContextWithBaggage(context.Background(), b), plain)
+	if h := plain.Get("baggage"); h != "tenant=acme" {
+		t.Fatalf("baggage header without a command = %q", h)
 	}
 }

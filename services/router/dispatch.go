@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -252,7 +253,7 @@ func unreachable(node string, err error) error {
 
 func (s *Service) withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
+		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
 }
@@ -331,24 +332,24 @@ func flatten(err error) *routerv1.Error {
 // params become the request message through its descriptor, and the
 // response comes back as JSON. No glue per command exists.
 func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, params *structpb.Struct, kind routerv1.RouteKind) (*routerv1.DispatchResponse, error) {
-	md, svcShort, err := resolveMethod(u.Path)
+	m, err := resolveMethod(u.Path)
 	if err != nil {
 		return nil, err
 	}
-	in := dynamicpb.NewMessage(md.Input())
-	if params != nil && !jsonvalue.ToMessage(params, in) {
+	in := m.in.New().Interface()
+	if params != nil && !jsonvalue.ToMessage(params, in.ProtoReflect()) {
 		// Left to protojson: it gives the same message, or its own error.
-		in = dynamicpb.NewMessage(md.Input())
+		in = m.in.New().Interface()
 		b, err := protojson.Marshal(params)
 		if err != nil {
 			return nil, rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid, "params: "+err.Error())
 		}
 		if err := protojson.Unmarshal(b, in); err != nil {
 			return nil, rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid,
-				"params do not fit "+string(md.Input().FullName())+": "+err.Error(), "message", string(md.Input().FullName()))
+				"params do not fit "+string(m.desc.Input().FullName())+": "+err.Error(), "message", string(m.desc.Input().FullName()))
 		}
 	}
-	member, err := s.member(md, svcShort, in)
+	member, err := s.member(m, in)
 	if err != nil {
 		return nil, err
 	}
@@ -364,10 +365,9 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 			octx = metadata.AppendToOutgoingContext(octx, EnvHeader, env[0])
 		}
 	}
-	out := dynamicpb.NewMessage(md.Output())
+	out := m.out.New().Interface()
 	var header metadata.MD
-	full := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
-	if err := conn.Invoke(octx, full, in, out, grpc.Header(&header)); err != nil {
+	if err := conn.Invoke(octx, m.full, in, out, grpc.Header(&header)); err != nil {
 		if member != s.deps.Directory.Self() {
 			return nil, transportError(member, err)
 		}
@@ -379,7 +379,7 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 	}
 	resp := &routerv1.DispatchResponse{Result: result, RouteKind: kind, ServedBy: member}
 	if tag, id, ok := handle.Parse(header); ok {
-		resp.Handle = &routerv1.Handle{OwnerService: svcShort, OwnerNode: member, Id: id, TypeTag: tag}
+		resp.Handle = &routerv1.Handle{OwnerService: m.service, OwnerNode: member, Id: id, TypeTag: tag}
 	}
 	return resp, nil
 }
@@ -387,8 +387,8 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 // resultValue is a response message's protobuf-JSON form: built directly
 // from the message, or through protojson text for what the direct path
 // leaves to it (an Any, say), which also reports what has no JSON form.
-func resultValue(out *dynamicpb.Message) (*structpb.Value, error) {
-	if v, ok := jsonvalue.FromMessage(out); ok {
+func resultValue(out proto.Message) (*structpb.Value, error) {
+	if v, ok := jsonvalue.FromMessage(out.ProtoReflect()); ok {
 		return v, nil
 	}
 	b, err := protojson.Marshal(out)
@@ -404,27 +404,81 @@ func resultValue(out *dynamicpb.Message) (*structpb.Value, error) {
 
 // member picks who serves a call: the owner of its shard key for a
 // sharded service, else a live member serving the service.
-func (s *Service) member(md protoreflect.MethodDescriptor, svcShort string, in *dynamicpb.Message) (string, error) {
-	sd := md.Parent().(protoreflect.ServiceDescriptor)
-	key, _ := proto.GetExtension(sd.Options(), optionsv1.E_ShardKey).(string)
-	if key == "" {
-		return s.deps.Directory.ServiceMember(svcShort)
+func (s *Service) member(m *method, in proto.Message) (string, error) {
+	if m.shardKey == nil {
+		return s.deps.Directory.ServiceMember(m.service)
 	}
-	fd := md.Input().Fields().ByName(protoreflect.Name(key))
-	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-		return s.deps.Directory.ServiceMember(svcShort)
-	}
-	v := in.Get(fd).String()
+	v := in.ProtoReflect().Get(m.shardKey).String()
 	if v == "" {
-		return "", rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid, "params need "+key+" to route a "+svcShort+" command",
+		key := string(m.shardKey.Name())
+		return "", rpcerr.New(codes.InvalidArgument, ReasonParamsInvalid, "params need "+key+" to route a "+m.service+" command",
 			"field", key)
 	}
-	return s.deps.Directory.Owner(svcShort, v)
+	return s.deps.Directory.Owner(m.service, v)
 }
+
+// method is what a command path resolves to.
+type method struct {
+	desc    protoreflect.MethodDescriptor
+	service string // the path's first segment, e.g. "genome"
+	full    string // the gRPC method name, /package.Service/Method
+	in, out protoreflect.MessageType
+	// shardKey is the request field a sharded service is routed by, nil
+	// for an unsharded one.
+	shardKey protoreflect.FieldDescriptor
+}
+
+// methods caches resolutions that succeeded, keyed by command path; a
+// path resolves only to a method this binary knows, so the cache is as
+// big as the API at most (maxCachedMethods bounds it regardless).
+var (
+	methods       sync.Map // string → *method
+	methodsCached atomic.Int64
+)
+
+const maxCachedMethods = 4096
 
 // resolveMethod finds the method a command path names among the services
 // this binary knows.
-func resolveMethod(path string) (protoreflect.MethodDescriptor, string, error) {
+func resolveMethod(path string) (*method, error) {
+	if m, ok := methods.Load(path); ok {
+		return m.(*method), nil
+	}
+	md, svcShort, err := lookupMethod(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &method{
+		desc: md, service: svcShort,
+		full: "/" + string(md.Parent().FullName()) + "/" + string(md.Name()),
+		in:   messageType(md.Input()), out: messageType(md.Output()),
+	}
+	sd := md.Parent().(protoreflect.ServiceDescriptor)
+	if key, _ := proto.GetExtension(sd.Options(), optionsv1.E_ShardKey).(string); key != "" {
+		if fd := md.Input().Fields().ByName(protoreflect.Name(key)); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
+			m.shardKey = fd
+		}
+	}
+	if methodsCached.Load() < maxCachedMethods {
+		if _, loaded := methods.LoadOrStore(path, m); !loaded {
+			methodsCached.Add(1)
+		}
+	}
+	return m, nil
+}
+
+// messageType is the type of messages d describes: the generated type when
+// this binary has one (its fast marshaling and field access matter on
+// every dispatch), else a dynamic type.
+func messageType(d protoreflect.MessageDescriptor) protoreflect.MessageType {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(d.FullName()); err == nil && mt.Descriptor() == d {
+		return mt
+	}
+	return dynamicpb.NewMessageType(d)
+}
+
+// lookupMethod finds the method descriptor a command path names.
+func lookupMethod(path string) (protoreflect.MethodDescriptor, string, error) {
 	_, service, method, err := uri.MethodFor(path)
 	if err != nil {
 		return nil, "", uriError(path, err)
