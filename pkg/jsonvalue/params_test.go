@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/continuum-mesh/continuum/pkg/internal/randmsg"
 	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
 )
 
@@ -63,7 +64,7 @@ func TestToMessageMatchesProtojson(t *testing.T) {
 		direct := 0
 		for range 60 {
 			m := dynamicpb.NewMessage(md)
-			fill(rng, m, 0)
+			randmsg.Fill(rng, m)
 			b, err := protojson.Marshal(m)
 			if err != nil {
 				continue // no JSON form (NaN in a Value, bad UTF-8, ...)

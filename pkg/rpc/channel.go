@@ -79,12 +79,22 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	reqBytes, err := proto.Marshal(in)
-	if err != nil {
-		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+	// The request is merged into the handler's message when marshaling it
+	// could not fail (copyMessage); otherwise it is marshaled here, and
+	// marshaling's error is the caller's, as on the wire.
+	var reqBytes []byte
+	var size int
+	if mergeable(in.ProtoReflect()) {
+		size = proto.Size(in)
+	} else {
+		var err error
+		if reqBytes, err = proto.Marshal(in); err != nil {
+			return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+		}
+		size = len(reqBytes)
 	}
-	if len(reqBytes) > c.s.cfg.MaxRecvBytes {
-		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", len(reqBytes), c.s.cfg.MaxRecvBytes)
+	if size > c.s.cfg.MaxRecvBytes {
+		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, c.s.cfg.MaxRecvBytes)
 	}
 
 	md, _ := metadata.FromOutgoingContext(ctx)
@@ -109,7 +119,13 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		if !ok {
 			return status.Errorf(codes.Internal, "grpc: %T is not a protobuf message", v)
 		}
-		if err := proto.Unmarshal(reqBytes, msg); err != nil {
+		var err error
+		if reqBytes == nil { // in is mergeable
+			err = copyVia(msg, in, msg.ProtoReflect().Type() == in.ProtoReflect().Type())
+		} else {
+			err = proto.Unmarshal(reqBytes, msg)
+		}
+		if err != nil {
 			return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
 		}
 		return nil
@@ -137,19 +153,17 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 	return err
 }
 
-// copyReply copies the handler's response into the caller's message by
-// marshaling, as the wire would.
+// copyReply copies the handler's response into the caller's message with
+// the outcome marshaling and unmarshaling it would have, as the wire
+// would: merged when that is the same (see copyMessage), else marshaled,
+// so marshaling's errors are the caller's.
 func copyReply(resp any, out proto.Message) error {
 	msg, ok := resp.(proto.Message)
 	if !ok || msg == nil {
 		return status.Errorf(codes.Internal, "grpc: handler returned %T, not a protobuf message", resp)
 	}
-	b, err := proto.Marshal(msg)
-	if err != nil {
+	if err := copyMessage(out, msg); err != nil {
 		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
-	}
-	if err := proto.Unmarshal(b, out); err != nil {
-		return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 	}
 	return nil
 }
