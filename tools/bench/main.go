@@ -2,6 +2,7 @@
 //
 //	go run ./tools/bench report [--short]   (make bench: every headline figure beside its anchor)
 //	go run ./tools/bench router [--qps 1000 --duration 10s]
+//	go run ./tools/bench jitter [--duration 2s]
 //	go run ./tools/bench audit [--appends 50000 --appenders 64]
 //	go run ./tools/bench paging --trace FILE --capacity N
 //	go run ./tools/bench recall --trace FILE [--k 8]
@@ -17,6 +18,7 @@ import (
 	"sort"
 
 	"github.com/continuum-mesh/continuum/tools/bench/auditbench"
+	"github.com/continuum-mesh/continuum/tools/bench/jitter"
 	"github.com/continuum-mesh/continuum/tools/bench/paging"
 	"github.com/continuum-mesh/continuum/tools/bench/recall"
 	"github.com/continuum-mesh/continuum/tools/bench/recallgen"
@@ -33,6 +35,7 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"report":     {report.Run, "every headline figure beside its anchor, one table (dist/bench/report.md and .json)"},
 		"router":     {routerbench.Run, "in-process dispatch latency and router overhead over a direct gRPC call"},
+		"jitter":     {jitter.Run, "the machine's own floor: how often a busy thread loses the CPU, and the p99 of fixed µs-long loops"},
 		"audit":      {auditbench.Run, "durable appends/s in process and over gRPC, verification entries/s, beside fsync and SHA-256 anchors"},
 		"paging":     {paging.Run, "genome trace replayer, generators and hit-ratio report"},
 		"recall":     {recall.Run, "hippocampus replayer: hit@K, timeliness, tick latency"},

@@ -123,6 +123,7 @@ func measure(args []string, out io.Writer, res *Result) error {
 	rounds := fs.Int("rounds", 3, "runs of each latency and fan-out case, alternating ours and NATS; the median run is reported")
 	only := fs.String("only", "", "comma-separated cases to run: ack,durable,latency,fanout (default all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_space)")
 	gcPercent := fs.Int("gc-percent", node.DefaultGCPercent, "collector target of the process (both servers run in it), as the continuum binary's --gc-percent; GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -142,6 +143,18 @@ func measure(args []string, out io.Writer, res *Result) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			f, err := os.Create(*memProfile)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "eventsbench: -memprofile:", err)
+			}
+		}()
 	}
 	sz, err := ints(*sizes)
 	if err != nil {
