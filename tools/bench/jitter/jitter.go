@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -99,8 +100,6 @@ func gaps(d, min time.Duration) Gaps {
 	return out
 }
 
-var sink uint64
-
 // spin is the fixed work: integer arithmetic, no memory traffic.
 func spin(n int) uint64 {
 	x := uint64(n)
@@ -116,7 +115,7 @@ func calibrate() float64 {
 	var t []float64
 	for range 7 {
 		t0 := time.Now()
-		sink += spin(1_000_000)
+		runtime.KeepAlive(spin(1_000_000))
 		t = append(t, float64(time.Since(t0).Nanoseconds())/1e6)
 	}
 	slices.Sort(t)
@@ -127,7 +126,7 @@ func loop(iters, calls int) Loop {
 	lat := make([]time.Duration, calls)
 	for i := range lat {
 		t0 := time.Now()
-		sink += spin(iters)
+		runtime.KeepAlive(spin(iters))
 		lat[i] = time.Since(t0)
 	}
 	slices.Sort(lat)
