@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/continuum-mesh/continuum/pkg/auth"
 )
 
 // Channel is a grpc.ClientConnInterface for calls from this process to
@@ -61,9 +63,7 @@ func (s *Server) Channel(conn *grpc.ClientConn) *Channel {
 
 // Invoke implements grpc.ClientConnInterface.
 func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	c.s.mu.Lock()
-	m, ok := c.s.unary[method]
-	c.s.mu.Unlock()
+	m, ok := c.s.unaryMethod(method)
 	if !ok {
 		return c.conn.Invoke(ctx, method, args, reply, opts...)
 	}
@@ -97,23 +97,6 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, c.s.cfg.MaxRecvBytes)
 	}
 
-	md, _ := metadata.FromOutgoingContext(ctx)
-	sctx := metadata.NewIncomingContext(ctx, md)
-	sctx = metadata.NewOutgoingContext(sctx, nil)
-	p := c.peer
-	sctx = peer.NewContext(sctx, p)
-	st := &inprocStream{method: method}
-	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
-	sctx, cancel := context.WithCancel(sctx)
-	defer cancel()
-	stop := context.AfterFunc(c.s.hardStop, cancel)
-	defer stop()
-	sctx, span := c.s.tracer.Start(sctx, m.spanName, trace.WithSpanKind(trace.SpanKindServer))
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
-			attribute.String("rpc.transport", "inproc"))
-	}
-
 	dec := func(v any) error {
 		msg, ok := v.(proto.Message)
 		if !ok {
@@ -130,8 +113,97 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		}
 		return nil
 	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	_, st, err := c.run(ctx, method, m, md, nil, dec, out)
+	st.deliver(opts, c.peer)
+	return err
+}
+
+// Call runs a unary method of this server for an in-process caller that
+// hands its request over and only reads the response, such as the
+// router running a command on its own node. It is Invoke (the interceptor
+// chain, the server span, deadline and cancellation, the size limit,
+// header and trailer) less the copies and the metadata round trip a
+// caller that keeps its messages needs:
+//   - caller is the principal the call is made for, given to the
+//     authenticator directly (as OnBehalfOf's header would, but for this
+//     call only: a call the handler makes does not inherit it);
+//   - md is the rest of the incoming metadata (nil for none); the
+//     caller's outgoing metadata is not read;
+//   - in is merged into the handler's message: it must be a message the
+//     caller built, whose strings are valid UTF-8 (as every message
+//     decoded from the wire or JSON is), and it must not change until
+//     Call returns;
+//   - the response is the handler's own, to be read, not changed or
+//     kept past the caller's use of it.
+//
+// A method this server does not run directly answers ok false, and the
+// caller uses Invoke.
+func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal, md metadata.MD, in proto.Message) (resp proto.Message, header metadata.MD, ok bool, err error) {
+	m, ok := c.s.unaryMethod(method)
+	if !ok {
+		return nil, nil, false, nil
+	}
+	if !c.s.enterInproc() {
+		return nil, nil, true, status.Error(codes.Unavailable, "server "+c.s.cfg.Node+" is shutting down")
+	}
+	defer c.s.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, true, status.FromContextError(err).Err()
+	}
+	if size := proto.Size(in); size > c.s.cfg.MaxRecvBytes {
+		return nil, nil, true, status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, c.s.cfg.MaxRecvBytes)
+	}
+	dec := func(v any) error {
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return status.Errorf(codes.Internal, "grpc: %T is not a protobuf message", v)
+		}
+		if err := copyVia(msg, in, msg.ProtoReflect().Type() == in.ProtoReflect().Type()); err != nil {
+			return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+		}
+		return nil
+	}
+	r, st, err := c.run(ctx, method, m, md, &caller, dec, nil)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	msg, isMsg := r.(proto.Message)
+	if !isMsg || msg == nil {
+		return nil, nil, true, status.Errorf(codes.Internal, "grpc: handler returned %T, not a protobuf message", r)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return msg, st.header, true, nil
+}
+
+// run runs m's handler for a direct call the caller has counted in
+// (enterInproc): the incoming metadata md, no outgoing metadata, the
+// in-process peer, the call's own cancellation (ended with the call, or by
+// stopDirect), a server span, and the caller, when not nil, given to the
+// authenticator directly. With out set, the response is copied into it
+// (copyReply); run returns the handler's response either way.
+func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md metadata.MD, caller *auth.Principal, dec func(any) error, out proto.Message) (any, *inprocStream, error) {
+	sctx := metadata.NewIncomingContext(ctx, md)
+	sctx = metadata.NewOutgoingContext(sctx, nil)
+	sctx = peer.NewContext(sctx, c.peer)
+	st := &inprocStream{method: method}
+	if caller != nil {
+		st.caller, st.hasCaller = *caller, true
+	}
+	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
+	sctx, cancel := context.WithCancel(sctx)
+	defer cancel()
+	st.cancel = cancel
+	c.s.track(st)
+	defer c.s.untrack(st)
+	sctx, span := c.s.tracer.Start(sctx, m.spanName, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
+			attribute.String("rpc.transport", "inproc"))
+	}
 	resp, err := m.handler(m.impl, sctx, dec, c.s.unaryChain)
-	if err == nil {
+	if err == nil && out != nil {
 		err = copyReply(resp, out)
 	}
 	code := codes.OK
@@ -149,8 +221,7 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		}
 	}
 	span.End()
-	st.deliver(opts, p)
-	return err
+	return resp, st, err
 }
 
 // copyReply copies the handler's response into the caller's message with
@@ -187,6 +258,14 @@ func (c *Channel) NewStream(ctx context.Context, desc *grpc.StreamDesc, method s
 // collects the header and trailer a handler sets.
 type inprocStream struct {
 	method string
+	// caller, when hasCaller, is the principal Channel.Call gave for this
+	// call; the authenticator believes it only from this stream.
+	caller    auth.Principal
+	hasCaller bool
+	// cancel ends the call's context; prev and next ring it into the
+	// server's calls under way (Server.track).
+	cancel     context.CancelFunc
+	prev, next *inprocStream
 
 	mu         sync.Mutex
 	header     metadata.MD
@@ -262,6 +341,14 @@ func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor 
 	}
 }
 
+// unaryMethod returns the registered unary method named method.
+func (s *Server) unaryMethod(method string) (unaryMethod, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.unary[method]
+	return m, ok
+}
+
 // registerUnary records a service's unary methods for the Channel.
 func (s *Server) registerUnary(desc *grpc.ServiceDesc, impl any) {
 	for _, md := range desc.Methods {
@@ -279,6 +366,40 @@ func (s *Server) enterInproc() bool {
 	}
 	s.inflight.Add(1)
 	return true
+}
+
+// track rings a direct call into the calls under way, or cancels it at
+// once when the server has already stopped them.
+func (s *Server) track(st *inprocStream) {
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
+	if s.stopped {
+		st.cancel()
+		st.prev, st.next = st, st
+		return
+	}
+	st.prev, st.next = s.calls.prev, &s.calls
+	s.calls.prev.next = st
+	s.calls.prev = st
+}
+
+// untrack takes a finished call out of the ring.
+func (s *Server) untrack(st *inprocStream) {
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
+	st.prev.next, st.next.prev = st.next, st.prev
+	st.prev, st.next = nil, nil
+}
+
+// stopDirect cancels the contexts of the direct calls under way and of
+// any that start later.
+func (s *Server) stopDirect() {
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
+	s.stopped = true
+	for st := s.calls.next; st != &s.calls; st = st.next {
+		st.cancel()
+	}
 }
 
 // closeInproc refuses new direct calls and waits for those under way.

@@ -2,10 +2,12 @@ package rpc_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/continuum-mesh/continuum/pkg/auth"
@@ -20,6 +23,7 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/rpc/rpctest"
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 	debugv1 "github.com/continuum-mesh/continuum/proto/continuum/debug/v1"
+	meshv1 "github.com/continuum-mesh/continuum/proto/continuum/mesh/v1"
 	routerv1 "github.com/continuum-mesh/continuum/proto/continuum/router/v1"
 )
 
@@ -129,6 +133,10 @@ func TestChannelLimitsAndDrain(t *testing.T) {
 	if _, err := ch.SetLogLevel(context.Background(), &debugv1.SetLogLevelRequest{Level: strings.Repeat("x", 2000)}); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("oversized request: %v, want ResourceExhausted", err)
 	}
+	big := &debugv1.SetLogLevelRequest{Level: strings.Repeat("x", 2000)}
+	if _, _, _, err := s.Channel(conn).Call(context.Background(), "/continuum.debug.v1.DebugService/SetLogLevel", auth.AnonymousPrincipal, nil, big); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("oversized request through Call: %v, want ResourceExhausted", err)
+	}
 	if got, err := ch.GetLogLevel(context.Background(), &debugv1.GetLogLevelRequest{}); err != nil || got.GetLevel() != "peer:n|peer:n" {
 		t.Fatalf("GetLogLevel = %q, %v", got.GetLevel(), err)
 	}
@@ -140,3 +148,156 @@ func TestChannelLimitsAndDrain(t *testing.T) {
 		t.Errorf("after drain: %v, want Unavailable", err)
 	}
 }
+
+// stuck is a debug service whose GetLogLevel waits for its context to
+// end, saying when it started.
+type stuck struct {
+	debugv1.UnimplementedDebugServiceServer
+	started chan struct{}
+}
+
+func (s stuck) GetLogLevel(ctx context.Context, _ *debugv1.GetLogLevelRequest) (*debugv1.GetLogLevelResponse, error) {
+	s.started <- struct{}{}
+	<-ctx.Done()
+	return nil, status.FromContextError(ctx.Err()).Err()
+}
+
+// TestChannelHardStop: when a drain runs out of time, the handlers of
+// direct calls still running have their contexts ended, as grpc's Stop
+// ends those of network calls, and the drain finishes.
+func TestChannelHardStop(t *testing.T) {
+	t.Parallel()
+	s, err := rpc.New(rpc.Config{Node: "n", Listen: "127.0.0.1:0", DrainTimeout: 200 * time.Millisecond}, rpc.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stuck{started: make(chan struct{}, 3)}
+	debugv1.RegisterDebugServiceServer(s, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	conn, err := s.DialInproc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch := debugv1.NewDebugServiceClient(s.Channel(conn))
+
+	// Three calls under way: ending them must unlink each from the ring
+	// of calls, whichever order they finish in.
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := ch.GetLogLevel(context.Background(), &debugv1.GetLogLevelRequest{})
+			errs <- err
+		}()
+		<-st.started
+	}
+	start := time.Now()
+	cancel()
+	for range 3 {
+		select {
+		case err := <-errs:
+			if status.Code(err) != codes.Canceled {
+				t.Errorf("stuck call ended with %v, want Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the hard stop did not end a direct call's handler")
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Errorf("drain ended the calls after %v, before its 200ms deadline", el)
+	}
+}
+
+// relay is a mesh service whose Members asks the debug service, through
+// the channel and without naming a caller, who it is; the answer comes
+// back as the one member's name.
+type relay struct {
+	meshv1.UnimplementedMeshServiceServer
+	ch *grpc.ClientConnInterface
+}
+
+func (r relay) Members(ctx context.Context, _ *meshv1.MembersRequest) (*meshv1.MembersResponse, error) {
+	level, err := getLevel(ctx, *r.ch)
+	if err != nil {
+		return nil, err
+	}
+	return &meshv1.MembersResponse{Members: []*meshv1.Member{{Name: level}}}, nil
+}
+
+// TestChannelCallMatchesInvoke: Call answers every call as Invoke does on
+// behalf of the same caller (the identity the interceptors establish,
+// errors with their reasons, the header), takes incoming metadata only
+// from its md argument, refuses oversized requests, hands a method the
+// server does not run directly back to the caller, and gives its caller
+// to this call only: a call the handler makes is the node's own.
+func TestChannelCallMatchesInvoke(t *testing.T) {
+	t.Parallel()
+	var inner grpc.ClientConnInterface
+	srv := rpctest.Start(t, rpctest.Options{}, func(r grpc.ServiceRegistrar) {
+		debugv1.RegisterDebugServiceServer(r, whoami{})
+		meshv1.RegisterMeshServiceServer(r, relay{ch: &inner})
+	})
+	ch := srv.Channel(srv.DialMeshPeer())
+	inner = ch
+	user := rpctest.User
+
+	cases := []struct {
+		method string
+		in     proto.Message
+	}{
+		{"/continuum.debug.v1.DebugService/GetLogLevel", &debugv1.GetLogLevelRequest{}},
+		{"/continuum.debug.v1.DebugService/SetLogLevel", &debugv1.SetLogLevelRequest{Level: "panic"}},
+		{"/continuum.debug.v1.DebugService/SetLogLevel", &debugv1.SetLogLevelRequest{Level: "bare"}},
+		{"/continuum.debug.v1.DebugService/SetLogLevel", &debugv1.SetLogLevelRequest{Level: "cancel"}},
+		{"/continuum.debug.v1.DebugService/SetLogLevel", &debugv1.SetLogLevelRequest{Level: "info"}},
+	}
+	for _, c := range cases {
+		name := c.method + " " + prototext(c.in)
+		var out proto.Message = &debugv1.SetLogLevelResponse{}
+		if _, ok := c.in.(*debugv1.GetLogLevelRequest); ok {
+			out = &debugv1.GetLogLevelResponse{}
+		}
+		var header metadata.MD
+		ierr := ch.Invoke(auth.OnBehalfOf(context.Background(), user), c.method, c.in, out, grpc.Header(&header))
+		want := outcome{Code: status.Code(ierr), Reason: rpcerr.Reason(ierr), Header: header.Get("x-whoami")}
+		if ierr == nil {
+			want.Resp = prototext(out)
+		}
+
+		// Outgoing metadata of the caller's context is not read.
+		ctx := metadata.AppendToOutgoingContext(context.Background(), auth.CallerHeader, auth.EncodeCaller(rpctest.Admin))
+		resp, hdr, ok, err := ch.Call(ctx, c.method, user, nil, c.in)
+		if !ok {
+			t.Fatalf("%s: Call did not run a registered method", name)
+		}
+		got := outcome{Code: status.Code(err), Reason: rpcerr.Reason(err), Header: hdr.Get("x-whoami")}
+		if err == nil {
+			got.Resp = prototext(resp)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: Call differs from Invoke (-invoke +call):\n%s", name, diff)
+		}
+	}
+
+	if got, _, _, err := ch.Call(context.Background(), "/continuum.debug.v1.DebugService/GetLogLevel", user, nil, &debugv1.GetLogLevelRequest{}); err != nil ||
+		got.(*debugv1.GetLogLevelResponse).GetLevel() != "user|peer:"+rpctest.Node {
+		t.Fatalf("Call as user = %v, %v; want the user, by way of this node", got, err)
+	}
+	resp, _, _, err := ch.Call(context.Background(), "/continuum.mesh.v1.MeshService/Members", user, nil, &meshv1.MembersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.(*meshv1.MembersResponse).GetMembers()[0].GetName(); got != "peer:"+rpctest.Node+"|peer:"+rpctest.Node {
+		t.Fatalf("a call made by the handler ran as %q; the caller Call named must not carry over", got)
+	}
+	if _, _, ok, _ := ch.Call(context.Background(), "/continuum.router.v1.RouterService/Route", user, nil, &routerv1.RouteRequest{}); ok {
+		t.Fatal("Call ran a method the server does not serve directly")
+	}
+}
+
+func prototext(m proto.Message) string { return fmt.Sprint(m) }

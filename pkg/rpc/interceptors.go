@@ -79,7 +79,11 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 		return nil, err
 	}
 	caller := hop
-	if vals := metadata.ValueFromIncomingContext(ctx, auth.CallerHeader); len(vals) > 0 {
+	if st, ok := grpc.ServerTransportStreamFromContext(ctx).(*inprocStream); ok && st.hasCaller {
+		// Channel.Call named the caller for this very call; only code in
+		// this process can.
+		caller = st.caller
+	} else if vals := metadata.ValueFromIncomingContext(ctx, auth.CallerHeader); len(vals) > 0 {
 		if !hop.IsMeshPeer() {
 			return nil, rpcerr.New(codes.Unauthenticated, ReasonIdentityForged,
 				"a caller identity in metadata is believed only from an authenticated mesh peer",

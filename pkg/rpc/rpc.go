@@ -99,10 +99,12 @@ type Server struct {
 	inprocMu     sync.RWMutex
 	inprocClosed bool
 	inflight     sync.WaitGroup
-	// hardStop ends the handlers of direct calls when a drain runs out of
-	// time, as grpc's Stop ends those of network calls.
-	hardStop     context.Context
-	stopHandlers context.CancelFunc
+	// calls rings the direct calls under way (calls itself is the ring's
+	// sentinel), so that stopDirect can end their handlers when a drain
+	// runs out of time, as grpc's Stop ends those of network calls.
+	callsMu sync.Mutex
+	calls   inprocStream
+	stopped bool
 	// draining ends when Drain begins; endOnDrain ends the calls of the
 	// longLived methods (EndOnDrain) with it.
 	draining   context.Context
@@ -141,7 +143,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		mapErrorsUnary(deps.Logger),
 	}
 	s.unaryChain = chainUnary(unary)
-	s.hardStop, s.stopHandlers = context.WithCancel(context.Background())
+	s.calls.prev, s.calls.next = &s.calls, &s.calls
 	s.draining, s.beginDrain = context.WithCancel(context.Background())
 	if deps.Telemetry != nil {
 		s.tracer = tracerFor(deps.Telemetry.Provider)
@@ -318,7 +320,7 @@ func (s *Server) Drain() {
 	case <-t.C:
 		s.log.Warn("drain deadline passed; forcing stop", "node", s.cfg.Node, "timeout", s.cfg.DrainTimeout)
 		s.grpc.Stop()
-		s.stopHandlers()
+		s.stopDirect()
 		<-done
 	}
 	_ = s.inproc.Close()

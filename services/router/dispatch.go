@@ -359,15 +359,14 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 	}
 	ctx, cancel := s.withTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	octx := auth.OnBehalfOf(ctx, caller)
+	var env string
 	if auth.Hop(ctx).IsMeshPeer() { // only a router hop may name the environment
-		if env := metadata.ValueFromIncomingContext(ctx, EnvHeader); len(env) == 1 {
-			octx = metadata.AppendToOutgoingContext(octx, EnvHeader, env[0])
+		if v := metadata.ValueFromIncomingContext(ctx, EnvHeader); len(v) == 1 {
+			env = v[0]
 		}
 	}
-	out := m.out.New().Interface()
-	var header metadata.MD
-	if err := conn.Invoke(octx, m.full, in, out, grpc.Header(&header)); err != nil {
+	out, header, err := s.call(ctx, conn, m, caller, env, in)
+	if err != nil {
 		if member != s.deps.Directory.Self() {
 			return nil, transportError(member, err)
 		}
@@ -382,6 +381,42 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 		resp.Handle = &routerv1.Handle{OwnerService: m.service, OwnerNode: member, Id: id, TypeTag: tag}
 	}
 	return resp, nil
+}
+
+// directCaller is a connection that runs a method of this process for a
+// caller that hands its request over and only reads the response
+// (rpc.Channel.Call): the router's own node, without the copies and the
+// metadata round trip of a call through Invoke.
+type directCaller interface {
+	Call(ctx context.Context, method string, caller auth.Principal, md metadata.MD, in proto.Message) (proto.Message, metadata.MD, bool, error)
+}
+
+// call runs the resolved method on conn for caller (env, when set, named
+// in the x-continuum-env header) and returns the response, to be read
+// only, and the header.
+func (s *Service) call(ctx context.Context, conn grpc.ClientConnInterface, m *method, caller auth.Principal, env string, in proto.Message) (proto.Message, metadata.MD, error) {
+	if dc, ok := conn.(directCaller); ok {
+		var md metadata.MD
+		if env != "" {
+			md = metadata.Pairs(EnvHeader, env)
+		}
+		// in was built here and is not touched again; the response is
+		// only read (resultValue).
+		out, header, ok, err := dc.Call(ctx, m.full, caller, md, in)
+		if ok {
+			return out, header, err
+		}
+	}
+	octx := auth.OnBehalfOf(ctx, caller)
+	if env != "" {
+		octx = metadata.AppendToOutgoingContext(octx, EnvHeader, env)
+	}
+	out := m.out.New().Interface()
+	var header metadata.MD
+	if err := conn.Invoke(octx, m.full, in, out, grpc.Header(&header)); err != nil {
+		return nil, nil, err
+	}
+	return out, header, nil
 }
 
 // resultValue is a response message's protobuf-JSON form: built directly
