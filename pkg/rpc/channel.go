@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -114,7 +115,7 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		return nil
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	_, st, err := c.run(ctx, method, m, md, nil, dec, out)
+	_, st, err := c.run(ctx, method, m, md, nil, dec, out, 0)
 	st.deliver(opts, c.peer)
 	return err
 }
@@ -135,11 +136,13 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 //     decoded from the wire or JSON is), and it must not change until
 //     Call returns;
 //   - the response is the handler's own, to be read, not changed or
-//     kept past the caller's use of it.
+//     kept past the caller's use of it;
+//   - timeout, when positive, bounds the call as context.WithTimeout
+//     would, with the call's own context rather than one more around it.
 //
 // A method this server does not run directly answers ok false, and the
 // caller uses Invoke.
-func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal, md metadata.MD, in proto.Message) (resp proto.Message, header metadata.MD, ok bool, err error) {
+func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal, md metadata.MD, in proto.Message, timeout time.Duration) (resp proto.Message, header metadata.MD, ok bool, err error) {
 	m, ok := c.s.unaryMethod(method)
 	if !ok {
 		return nil, nil, false, nil
@@ -164,7 +167,7 @@ func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal
 		}
 		return nil
 	}
-	r, st, err := c.run(ctx, method, m, md, &caller, dec, nil)
+	r, st, err := c.run(ctx, method, m, md, &caller, dec, nil, timeout)
 	if err != nil {
 		return nil, nil, true, err
 	}
@@ -180,10 +183,11 @@ func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal
 // run runs m's handler for a direct call the caller has counted in
 // (enterInproc): the incoming metadata md, no outgoing metadata, the
 // in-process peer, the call's own cancellation (ended with the call, or by
-// stopDirect), a server span, and the caller, when not nil, given to the
+// stopDirect, or after timeout when that is positive), a server span,
+// and the caller, when not nil, given to the
 // authenticator directly. With out set, the response is copied into it
 // (copyReply); run returns the handler's response either way.
-func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md metadata.MD, caller *auth.Principal, dec func(any) error, out proto.Message) (any, *inprocStream, error) {
+func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md metadata.MD, caller *auth.Principal, dec func(any) error, out proto.Message, timeout time.Duration) (any, *inprocStream, error) {
 	sctx := metadata.NewIncomingContext(ctx, md)
 	sctx = metadata.NewOutgoingContext(sctx, nil)
 	sctx = peer.NewContext(sctx, c.peer)
@@ -192,7 +196,12 @@ func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md meta
 		st.caller, st.hasCaller = *caller, true
 	}
 	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
-	sctx, cancel := context.WithCancel(sctx)
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		sctx, cancel = context.WithTimeout(sctx, timeout)
+	} else {
+		sctx, cancel = context.WithCancel(sctx)
+	}
 	defer cancel()
 	st.cancel = cancel
 	c.s.track(st)

@@ -134,7 +134,7 @@ func TestChannelLimitsAndDrain(t *testing.T) {
 		t.Errorf("oversized request: %v, want ResourceExhausted", err)
 	}
 	big := &debugv1.SetLogLevelRequest{Level: strings.Repeat("x", 2000)}
-	if _, _, _, err := s.Channel(conn).Call(context.Background(), "/continuum.debug.v1.DebugService/SetLogLevel", auth.AnonymousPrincipal, nil, big); status.Code(err) != codes.ResourceExhausted {
+	if _, _, _, err := s.Channel(conn).Call(context.Background(), "/continuum.debug.v1.DebugService/SetLogLevel", auth.AnonymousPrincipal, nil, big, 0); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("oversized request through Call: %v, want ResourceExhausted", err)
 	}
 	if got, err := ch.GetLogLevel(context.Background(), &debugv1.GetLogLevelRequest{}); err != nil || got.GetLevel() != "peer:n|peer:n" {
@@ -271,7 +271,7 @@ func TestChannelCallMatchesInvoke(t *testing.T) {
 
 		// Outgoing metadata of the caller's context is not read.
 		ctx := metadata.AppendToOutgoingContext(context.Background(), auth.CallerHeader, auth.EncodeCaller(rpctest.Admin))
-		resp, hdr, ok, err := ch.Call(ctx, c.method, user, nil, c.in)
+		resp, hdr, ok, err := ch.Call(ctx, c.method, user, nil, c.in, 0)
 		if !ok {
 			t.Fatalf("%s: Call did not run a registered method", name)
 		}
@@ -284,20 +284,40 @@ func TestChannelCallMatchesInvoke(t *testing.T) {
 		}
 	}
 
-	if got, _, _, err := ch.Call(context.Background(), "/continuum.debug.v1.DebugService/GetLogLevel", user, nil, &debugv1.GetLogLevelRequest{}); err != nil ||
+	if got, _, _, err := ch.Call(context.Background(), "/continuum.debug.v1.DebugService/GetLogLevel", user, nil, &debugv1.GetLogLevelRequest{}, 0); err != nil ||
 		got.(*debugv1.GetLogLevelResponse).GetLevel() != "user|peer:"+rpctest.Node {
 		t.Fatalf("Call as user = %v, %v; want the user, by way of this node", got, err)
 	}
-	resp, _, _, err := ch.Call(context.Background(), "/continuum.mesh.v1.MeshService/Members", user, nil, &meshv1.MembersRequest{})
+	resp, _, _, err := ch.Call(context.Background(), "/continuum.mesh.v1.MeshService/Members", user, nil, &meshv1.MembersRequest{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := resp.(*meshv1.MembersResponse).GetMembers()[0].GetName(); got != "peer:"+rpctest.Node+"|peer:"+rpctest.Node {
 		t.Fatalf("a call made by the handler ran as %q; the caller Call named must not carry over", got)
 	}
-	if _, _, ok, _ := ch.Call(context.Background(), "/continuum.router.v1.RouterService/Route", user, nil, &routerv1.RouteRequest{}); ok {
+	if _, _, ok, _ := ch.Call(context.Background(), "/continuum.router.v1.RouterService/Route", user, nil, &routerv1.RouteRequest{}, 0); ok {
 		t.Fatal("Call ran a method the server does not serve directly")
 	}
 }
 
 func prototext(m proto.Message) string { return fmt.Sprint(m) }
+
+// TestChannelCallTimeout: Call's timeout ends a handler that does not
+// return, with DeadlineExceeded, as a deadline on the caller's context
+// would.
+func TestChannelCallTimeout(t *testing.T) {
+	t.Parallel()
+	st := stuck{started: make(chan struct{}, 1)}
+	srv := rpctest.Start(t, rpctest.Options{}, func(r grpc.ServiceRegistrar) {
+		debugv1.RegisterDebugServiceServer(r, st)
+	})
+	ch := srv.Channel(srv.DialMeshPeer())
+	start := time.Now()
+	_, _, ok, err := ch.Call(context.Background(), "/continuum.debug.v1.DebugService/GetLogLevel", rpctest.User, nil, &debugv1.GetLogLevelRequest{}, 50*time.Millisecond)
+	if !ok || status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("Call with a 50ms timeout on a stuck handler = %v (ran: %v), want DeadlineExceeded", err, ok)
+	}
+	if el := time.Since(start); el < 50*time.Millisecond {
+		t.Fatalf("the timeout fired after %v, before 50ms", el)
+	}
+}

@@ -357,8 +357,6 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 	if err != nil {
 		return nil, unreachable(member, err)
 	}
-	ctx, cancel := s.withTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
 	var env string
 	if auth.Hop(ctx).IsMeshPeer() { // only a router hop may name the environment
 		if v := metadata.ValueFromIncomingContext(ctx, EnvHeader); len(v) == 1 {
@@ -388,25 +386,31 @@ func (s *Service) local(ctx context.Context, caller auth.Principal, u uri.URI, p
 // (rpc.Channel.Call): the router's own node, without the copies and the
 // metadata round trip of a call through Invoke.
 type directCaller interface {
-	Call(ctx context.Context, method string, caller auth.Principal, md metadata.MD, in proto.Message) (proto.Message, metadata.MD, bool, error)
+	Call(ctx context.Context, method string, caller auth.Principal, md metadata.MD, in proto.Message, timeout time.Duration) (proto.Message, metadata.MD, bool, error)
 }
 
 // call runs the resolved method on conn for caller (env, when set, named
-// in the x-continuum-env header) and returns the response, to be read
-// only, and the header.
+// in the x-continuum-env header), bounded by CallTimeout when ctx has no
+// deadline, and returns the response, to be read only, and the header.
 func (s *Service) call(ctx context.Context, conn grpc.ClientConnInterface, m *method, caller auth.Principal, env string, in proto.Message) (proto.Message, metadata.MD, error) {
 	if dc, ok := conn.(directCaller); ok {
 		var md metadata.MD
 		if env != "" {
 			md = metadata.Pairs(EnvHeader, env)
 		}
+		timeout := s.cfg.CallTimeout
+		if _, ok := ctx.Deadline(); ok {
+			timeout = 0
+		}
 		// in was built here and is not touched again; the response is
 		// only read (resultValue).
-		out, header, ok, err := dc.Call(ctx, m.full, caller, md, in)
+		out, header, ok, err := dc.Call(ctx, m.full, caller, md, in, timeout)
 		if ok {
 			return out, header, err
 		}
 	}
+	ctx, cancel := s.withTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	octx := auth.OnBehalfOf(ctx, caller)
 	if env != "" {
 		octx = metadata.AppendToOutgoingContext(octx, EnvHeader, env)
