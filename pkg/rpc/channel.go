@@ -206,10 +206,16 @@ func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md meta
 	st.cancel = cancel
 	c.s.track(st)
 	defer c.s.untrack(st)
-	sctx, span := c.s.tracer.Start(sctx, m.spanName, trace.WithSpanKind(trace.SpanKindServer))
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
-			attribute.String("rpc.transport", "inproc"))
+	// A server span, unless nothing records spans and the call already
+	// has a trace to log against: an unrecorded span would only give the
+	// handler's log lines a span ID no trace will ever hold.
+	var span trace.Span
+	if c.s.recording() || !trace.SpanContextFromContext(sctx).IsValid() {
+		sctx, span = c.s.tracer.Start(sctx, m.spanName, trace.WithSpanKind(trace.SpanKindServer))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", m.service), attribute.String("rpc.method", m.method),
+				attribute.String("rpc.transport", "inproc"))
+		}
 	}
 	resp, err := m.handler(m.impl, sctx, dec, c.s.unaryChain)
 	if err == nil && out != nil {
@@ -223,13 +229,15 @@ func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md meta
 		}
 		err, code = s.Err(), s.Code()
 	}
-	if span.IsRecording() {
-		span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
-		if serverFault(code) {
-			span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+	if span != nil {
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
+			if serverFault(code) {
+				span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+			}
 		}
+		span.End()
 	}
-	span.End()
 	return resp, st, err
 }
 

@@ -96,6 +96,7 @@ type Server struct {
 	// The direct in-process calls of Channel.
 	unaryChain   grpc.UnaryServerInterceptor
 	tracer       trace.Tracer
+	recording    func() bool // whether spans started now are recorded
 	inprocMu     sync.RWMutex
 	inprocClosed bool
 	inflight     sync.WaitGroup
@@ -147,8 +148,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.draining, s.beginDrain = context.WithCancel(context.Background())
 	if deps.Telemetry != nil {
 		s.tracer = tracerFor(deps.Telemetry.Provider)
+		s.recording = deps.Telemetry.Recording
 	} else {
 		s.tracer = tracerFor(nil)
+		s.recording = func() bool { return true } // the global provider may export
 	}
 
 	opts := []grpc.ServerOption{

@@ -72,7 +72,14 @@ type Telemetry struct {
 	Provider *sdktrace.TracerProvider
 	Probes   *Hub
 	Level    *slog.LevelVar
+	// exported: an extra span processor reads every span.
+	exported bool
 }
+
+// Recording reports whether spans started now are recorded: an extra
+// span processor (an exporter) reads them all, or a probe subscriber is
+// listening (see consumerSampler).
+func (t *Telemetry) Recording() bool { return t.exported || t.Probes.HasSubscribers() }
 
 // New builds a node's telemetry. Extra span processors (an OTLP exporter,
 // say) may be added by the caller.
@@ -88,7 +95,7 @@ func New(node string, level *slog.LevelVar, extra ...sdktrace.SpanProcessor) *Te
 	if level == nil {
 		level = new(slog.LevelVar)
 	}
-	return &Telemetry{Node: node, Provider: sdktrace.NewTracerProvider(opts...), Probes: hub, Level: level}
+	return &Telemetry{Node: node, Provider: sdktrace.NewTracerProvider(opts...), Probes: hub, Level: level, exported: len(extra) > 0}
 }
 
 // Shutdown flushes and stops the tracer provider.
