@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -219,7 +220,7 @@ func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md meta
 	}
 	resp, err := m.handler(m.impl, sctx, dec, c.s.unaryChain)
 	if err == nil && out != nil {
-		err = copyReply(resp, out)
+		err = copyReply(resp, out, st.handedOver.Load())
 	}
 	code := codes.OK
 	if err != nil {
@@ -245,10 +246,17 @@ func (c *Channel) run(ctx context.Context, method string, m unaryMethod, md meta
 // the outcome marshaling and unmarshaling it would have, as the wire
 // would: merged when that is the same (see copyMessage), else marshaled,
 // so marshaling's errors are the caller's.
-func copyReply(resp any, out proto.Message) error {
+//
+// A response the handler handed over (HandOver) is not copied deeply: out
+// gets its fields, sharing what they point to.
+func copyReply(resp any, out proto.Message, handedOver bool) error {
 	msg, ok := resp.(proto.Message)
 	if !ok || msg == nil {
 		return status.Errorf(codes.Internal, "grpc: handler returned %T, not a protobuf message", resp)
+	}
+	if handedOver && out.ProtoReflect().Type() == msg.ProtoReflect().Type() && mergeable(msg.ProtoReflect()) {
+		moveFields(out.ProtoReflect(), msg.ProtoReflect())
+		return nil
 	}
 	if err := copyMessage(out, msg); err != nil {
 		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
@@ -279,6 +287,8 @@ type inprocStream struct {
 	// call; the authenticator believes it only from this stream.
 	caller    auth.Principal
 	hasCaller bool
+	// handedOver: the handler gave its response away (HandOver).
+	handedOver atomic.Bool
 	// cancel ends the call's context; prev and next ring it into the
 	// server's calls under way (Server.track).
 	cancel     context.CancelFunc
@@ -355,6 +365,18 @@ func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor 
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return call(0, ctx, req, info, h)
+	}
+}
+
+// HandOver tells the server that the response the handler of ctx's call
+// is about to return is the caller's: built for this call, and neither
+// kept nor changed by the server afterwards. An in-process caller then
+// gets its fields without a deep copy (the wire form is still what it
+// would have been; a response marshaling would refuse is still refused).
+// On a network call it does nothing.
+func HandOver(ctx context.Context) {
+	if st, ok := grpc.ServerTransportStreamFromContext(ctx).(*inprocStream); ok {
+		st.handedOver.Store(true)
 	}
 }
 

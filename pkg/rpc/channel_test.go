@@ -321,3 +321,53 @@ func TestChannelCallTimeout(t *testing.T) {
 		t.Fatalf("the timeout fired after %v, before 50ms", el)
 	}
 }
+
+// handing is a router service whose Route answers with a response it
+// keeps (uri "kept"), or one it built for the call and hands over (any
+// other uri, used as the decision's path; "bad" gives a path of invalid
+// UTF-8).
+type handing struct {
+	routerv1.UnimplementedRouterServiceServer
+	kept *routerv1.RouteResponse
+}
+
+func (h handing) Route(ctx context.Context, req *routerv1.RouteRequest) (*routerv1.RouteResponse, error) {
+	if req.GetUri() == "kept" {
+		return h.kept, nil
+	}
+	rpc.HandOver(ctx)
+	path := req.GetUri()
+	if path == "bad" {
+		path = "x/\xff" // invalid UTF-8: marshaling the response fails
+	}
+	return &routerv1.RouteResponse{Decision: &routerv1.RouteDecision{Path: path, Peer: "maya"}}, nil
+}
+
+// TestHandOver: a response the handler hands over reaches an in-process
+// caller whole (and still refused where marshaling would refuse it); one
+// it keeps is copied deeply, so the caller's changes do not reach it.
+func TestHandOver(t *testing.T) {
+	t.Parallel()
+	kept := &routerv1.RouteResponse{Decision: &routerv1.RouteDecision{Path: "a/b", Peer: "ada"}}
+	srv := rpctest.Start(t, rpctest.Options{}, func(r grpc.ServiceRegistrar) {
+		routerv1.RegisterRouterServiceServer(r, handing{kept: kept})
+	})
+	for name, cc := range map[string]grpc.ClientConnInterface{"channel": srv.Channel(srv.DialMeshPeer()), "listener": srv.DialMeshPeer()} {
+		rc := routerv1.NewRouterServiceClient(cc)
+		got, err := rc.Route(context.Background(), &routerv1.RouteRequest{Uri: "x/y"})
+		if err != nil || got.GetDecision().GetPath() != "x/y" || got.GetDecision().GetPeer() != "maya" {
+			t.Errorf("%s: handed-over response = %v, %v", name, got, err)
+		}
+		if _, err := rc.Route(context.Background(), &routerv1.RouteRequest{Uri: "bad"}); status.Code(err) != codes.Internal {
+			t.Errorf("%s: invalid UTF-8 in a handed-over response: %v, want Internal as marshaling gives", name, err)
+		}
+		got, err = rc.Route(context.Background(), &routerv1.RouteRequest{Uri: "kept"})
+		if err != nil || got.GetDecision().GetPath() != "a/b" {
+			t.Fatalf("%s: kept response = %v, %v", name, got, err)
+		}
+		got.Decision.Path = "changed"
+		if kept.GetDecision().GetPath() != "a/b" {
+			t.Fatalf("%s: the caller's change reached the response the server keeps", name)
+		}
+	}
+}

@@ -33,6 +33,20 @@ func copyVia(dst, src proto.Message, merge bool) error {
 	return proto.Unmarshal(b, dst)
 }
 
+// moveFields makes dst (reset first) hold src's fields, unknown fields
+// included, sharing the messages, lists, maps and bytes they refer to:
+// for a src nobody else will use.
+func moveFields(dst, src protoreflect.Message) {
+	proto.Reset(dst.Interface())
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	if u := src.GetUnknown(); len(u) > 0 {
+		dst.SetUnknown(u)
+	}
+}
+
 // mergeable reports whether merging m gives what its wire form would: m
 // is a proto3 message (proto3 validates UTF-8 and has no required
 // fields), and so is every message in it, and its strings are valid

@@ -33,7 +33,8 @@ func wireCopy(dst, src proto.Message) error {
 // well-known types, filled at random (invalid UTF-8 and edge values
 // included), copying in process gives what the wire gives: the same
 // message, or an error exactly when marshaling fails. The copy is
-// independent of its source.
+// independent of its source. Moving a handed-over message's fields gives
+// the same message too.
 func TestCopyMessageIsTheWire(t *testing.T) {
 	t.Parallel()
 	var types []protoreflect.MessageType
@@ -71,6 +72,13 @@ func TestCopyMessageIsTheWire(t *testing.T) {
 			}
 			if !proto.Equal(got, want) {
 				t.Fatalf("%s: copy\n%v\nwire\n%v", name, got, want)
+			}
+			// A handed-over message moved field by field is the same.
+			moved := mt.New()
+			randmsg.Fill(rng, moved)
+			moveFields(moved, src)
+			if !proto.Equal(moved.Interface(), want) {
+				t.Fatalf("%s: moved\n%v\nwire\n%v", name, moved.Interface(), want)
 			}
 			proto.Reset(src.Interface())
 			if !proto.Equal(got, want) {

@@ -22,6 +22,7 @@ import (
 	"github.com/continuum-mesh/continuum/pkg/auth"
 	"github.com/continuum-mesh/continuum/pkg/handle"
 	"github.com/continuum-mesh/continuum/pkg/jsonvalue"
+	"github.com/continuum-mesh/continuum/pkg/rpc"
 	"github.com/continuum-mesh/continuum/pkg/rpcerr"
 	"github.com/continuum-mesh/continuum/pkg/telemetry"
 	"github.com/continuum-mesh/continuum/pkg/uri"
@@ -96,6 +97,16 @@ func readIncoming(ctx context.Context) incoming {
 
 // Dispatch parses, routes, gates and runs a command.
 func (s *Service) Dispatch(ctx context.Context, req *routerv1.DispatchRequest) (*routerv1.DispatchResponse, error) {
+	resp, err := s.dispatch(ctx, req)
+	if err == nil {
+		// Every response is built for its call and not kept: an
+		// in-process caller may have it without a deep copy.
+		rpc.HandOver(ctx)
+	}
+	return resp, err
+}
+
+func (s *Service) dispatch(ctx context.Context, req *routerv1.DispatchRequest) (*routerv1.DispatchResponse, error) {
 	u, err := uri.Parse(req.GetUri())
 	if err != nil {
 		return nil, uriError(req.GetUri(), err)
