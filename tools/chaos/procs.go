@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -80,16 +81,27 @@ func newProcCluster(ctx context.Context, o procOptions) (*procCluster, error) {
 	if c.user, err = readToken(filepath.Join(tokens, "user.token")); err != nil {
 		return nil, err
 	}
+	// The nodes' ports stay reserved until every proxy has bound its own
+	// (on :0): released at once, the kernel could hand one to a proxy and
+	// the node would fail to bind it.
+	var held []func()
+	defer func() {
+		for _, release := range held {
+			release()
+		}
+	}()
 	for i := range o.Nodes {
 		name := "n" + strconv.Itoa(i+1)
-		grpcPort, err := freePort(false)
+		grpcPort, release, err := reservePort(false)
 		if err != nil {
 			return nil, err
 		}
-		gossipPort, err := freePort(true)
+		held = append(held, release)
+		gossipPort, release, err := reservePort(true)
 		if err != nil {
 			return nil, err
 		}
+		held = append(held, release)
 		n := &procNode{
 			name: name, grpcReal: "127.0.0.1:" + strconv.Itoa(grpcPort), gossip: "127.0.0.1:" + strconv.Itoa(gossipPort),
 			logPath: filepath.Join(o.Dir, "logs", name+".log"),
@@ -122,6 +134,10 @@ func newProcCluster(ctx context.Context, o procOptions) (*procCluster, error) {
 			}
 		}
 	}
+	for _, release := range held {
+		release()
+	}
+	held = nil
 	for _, n := range c.nodes {
 		if err := c.Start(n.name); err != nil {
 			_ = c.Close(context.Background())
@@ -134,24 +150,67 @@ func newProcCluster(ctx context.Context, o procOptions) (*procCluster, error) {
 // freePort finds a loopback port free now (for TCP, and UDP too when
 // both): the node binds it a moment later.
 func freePort(udpToo bool) (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, release, err := reservePort(udpToo)
+	if err != nil {
+		return 0, err
+	}
+	release()
+	return port, nil
+}
+
+// reservePort binds a free loopback port (for TCP, and UDP too when
+// both) and holds it until release is called, so that nothing else this
+// process binds on :0 meanwhile can be given it.
+//
+// It picks below the kernel's ephemeral range when it can: a port from
+// that range, once released, may be handed to any outgoing connection
+// (a node dialling its peers) before the node that should listen on it
+// starts, and that node would fail to bind.
+func reservePort(udpToo bool) (port int, release func(), err error) {
+	lo, hi := belowEphemeral()
+	for i := range 100 {
+		addr := "127.0.0.1:0"
+		if i < 50 && hi > lo {
+			addr = "127.0.0.1:" + strconv.Itoa(lo+rand.IntN(hi-lo))
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return 0, err
+			if addr == "127.0.0.1:0" {
+				return 0, nil, err
+			}
+			continue
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
-		if udpToo {
-			u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-			if err != nil {
-				_ = ln.Close()
-				continue
-			}
-			_ = u.Close()
+		if !udpToo {
+			return port, func() { _ = ln.Close() }, nil
 		}
-		_ = ln.Close()
-		return port, nil
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			_ = ln.Close()
+			continue
+		}
+		return port, func() { _ = ln.Close(); _ = u.Close() }, nil
 	}
-	return 0, errors.New("no free loopback port")
+	return 0, nil, errors.New("no free loopback port")
+}
+
+// belowEphemeral is a port range under the kernel's ephemeral ports
+// (Linux: /proc/sys/net/ipv4/ip_local_port_range), or an empty one where
+// that is unknown or leaves no room above 10000.
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	first, err := strconv.Atoi(f[0])
+	if err != nil || first <= 11000 {
+		return 0, 0
+	}
+	return 10000, first
 }
 
 func clientTLS(caFile string) (*tls.Config, error) {
