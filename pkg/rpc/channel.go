@@ -99,24 +99,8 @@ func (c *Channel) Invoke(ctx context.Context, method string, args, reply any, op
 		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, c.s.cfg.MaxRecvBytes)
 	}
 
-	dec := func(v any) error {
-		msg, ok := v.(proto.Message)
-		if !ok {
-			return status.Errorf(codes.Internal, "grpc: %T is not a protobuf message", v)
-		}
-		var err error
-		if reqBytes == nil { // in is mergeable
-			err = copyVia(msg, in, msg.ProtoReflect().Type() == in.ProtoReflect().Type())
-		} else {
-			err = proto.Unmarshal(reqBytes, msg)
-		}
-		if err != nil {
-			return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
-		}
-		return nil
-	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	_, st, err := c.run(ctx, method, m, md, nil, dec, out, 0)
+	_, st, err := c.run(ctx, method, m, md, nil, decoder(in, reqBytes), out, 0)
 	st.deliver(opts, c.peer)
 	return err
 }
@@ -158,17 +142,7 @@ func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal
 	if size := proto.Size(in); size > c.s.cfg.MaxRecvBytes {
 		return nil, nil, true, status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, c.s.cfg.MaxRecvBytes)
 	}
-	dec := func(v any) error {
-		msg, ok := v.(proto.Message)
-		if !ok {
-			return status.Errorf(codes.Internal, "grpc: %T is not a protobuf message", v)
-		}
-		if err := copyVia(msg, in, msg.ProtoReflect().Type() == in.ProtoReflect().Type()); err != nil {
-			return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
-		}
-		return nil
-	}
-	r, st, err := c.run(ctx, method, m, md, &caller, dec, nil, timeout)
+	r, st, err := c.run(ctx, method, m, md, &caller, decoder(in, nil), nil, timeout)
 	if err != nil {
 		return nil, nil, true, err
 	}
@@ -179,6 +153,29 @@ func (c *Channel) Call(ctx context.Context, method string, caller auth.Principal
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return msg, st.header, true, nil
+}
+
+// decoder fills the handler's request message: from reqBytes, the
+// request's wire form, when there is one, else from in itself, which the
+// caller knows to be mergeable (merged when the types match, else through
+// the wire form).
+func decoder(in proto.Message, reqBytes []byte) func(any) error {
+	return func(v any) error {
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return status.Errorf(codes.Internal, "grpc: %T is not a protobuf message", v)
+		}
+		var err error
+		if reqBytes == nil {
+			err = copyVia(msg, in, msg.ProtoReflect().Type() == in.ProtoReflect().Type())
+		} else {
+			err = proto.Unmarshal(reqBytes, msg)
+		}
+		if err != nil {
+			return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+		}
+		return nil
+	}
 }
 
 // run runs m's handler for a direct call the caller has counted in
